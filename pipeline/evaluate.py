@@ -1,0 +1,27 @@
+"""Stage evaluate: distances of generated vs holdout images next to their real-vs-real floors."""
+
+import argparse
+
+from ganops.stage import entry_point
+
+
+@entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", required=True)
+    parser.add_argument("--models", required=True, help="model folder written by train")
+    parser.add_argument("--featurizer", required=True)
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--samples", required=True, help="sample grid PNG to write")
+    args = parser.parse_args()
+
+    from ganops.config import load_params
+    from ganops.evaluation import evaluate
+
+    evaluate.run(load_params(args.params).evaluate, args.prepared, args.models, args.featurizer,
+                 args.metrics, args.samples)
+
+
+if __name__ == "__main__":
+    main()

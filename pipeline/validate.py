@@ -1,0 +1,23 @@
+"""Stage validate: the Great Expectations gate. Exits non-zero, naming the failed check, on bad data."""
+
+import argparse
+
+from ganops.stage import entry_point
+
+
+@entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", required=True, help="prepared data folder")
+    parser.add_argument("--out", required=True, help="validation report folder (result, summary, Data Docs)")
+    args = parser.parse_args()
+
+    from ganops.config import load_params
+    from ganops.data import validate
+
+    validate.run(args.prepared, load_params(args.params).validation, args.out)
+
+
+if __name__ == "__main__":
+    main()

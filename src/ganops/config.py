@@ -1,0 +1,138 @@
+"""Typed, frozen configuration: one section per stage, loaded from `params.yaml`.
+
+Loading rejects unknown keys and wrong types and names the key (`train.epcohs: unknown key`), so a typo
+fails before any work starts. The library never reads `params.yaml` itself: entry points call
+`load_params` and pass the sections on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ganops.errors import GanopsError
+
+
+class _Section(BaseModel):
+    # strict: "3" is not an int and "fast" is not a float; extra="forbid": typos are errors.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataConfig(_Section):
+    source: Literal["digits", "idx", "npz", "folder", "csv"] = "digits"
+    path: str | None = None  # image file or folder; unused for the built-in digits
+    labels_path: str | None = None  # idx: the label file (optional)
+    image_size: int = Field(8, ge=4, le=512)  # square side after resizing (PIL bicubic)
+    channels: Literal[1, 3] = 1
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    max_images: int | None = Field(None, ge=2)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _source_needs_path(self) -> DataConfig:
+        if self.source != "digits" and not self.path:
+            raise ValueError(f"data.path: required when data.source is {self.source!r}")
+        return self
+
+
+class ValidateConfig(_Section):
+    min_rows: int = Field(100, ge=1)
+    max_rows: int = Field(10_000_000, ge=1)
+    max_duplicate_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    min_class_ratio: float = Field(0.5, ge=0.0, le=1.0)  # smallest class / largest class
+
+
+class FeaturizeConfig(_Section):
+    hidden_units: int = Field(64, ge=8)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    seed: int = 0
+
+
+class TrainConfig(_Section):
+    arch: Literal["dcgan", "mlp"] = "dcgan"
+    conditional: bool = False
+    latent_dim: int = Field(64, ge=1)
+    base_filters: int = Field(64, ge=1)
+    loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    g_learning_rate: float = Field(2e-4, gt=0.0)
+    d_learning_rate: float = Field(2e-4, gt=0.0)
+    beta_1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta_2: float = Field(0.999, ge=0.0, lt=1.0)
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    max_seconds: float | None = Field(None, gt=0.0)  # wall-clock budget; stops cleanly after a step
+    checkpoint_every_steps: int = Field(200, ge=1)
+    sample_every_epochs: int = Field(10, ge=1)
+    seed: int = 0
+
+
+class EvaluateConfig(_Section):
+    num_samples: int = Field(1000, ge=2)
+    seed: int = 0
+
+
+class RegisterConfig(_Section):
+    model_name: str = Field("gan-generator", min_length=1)
+    alias: str = Field("candidate", min_length=1)
+    max_images_per_request: int = Field(1024, ge=1)
+
+
+class Params(_Section):
+    data: DataConfig = DataConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    featurize: FeaturizeConfig = FeaturizeConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    # `validate` and `register` would shadow pydantic methods, hence the trailing underscore.
+    @property
+    def validation(self) -> ValidateConfig:
+        return self.validate_
+
+    @property
+    def registry(self) -> RegisterConfig:
+        return self.register_
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "params"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "value_error":  # our own validators already name the key
+        return str(error["ctx"]["error"])
+    value = error.get("input")
+    return f"{key}: {error['msg']} (got {value!r})"
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise GanopsError naming the first bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise GanopsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise GanopsError(f"{source}: {_describe(errors[0])}{more}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise GanopsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise GanopsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(raw, source=str(path))

@@ -1,0 +1,104 @@
+"""Prepare: load a source, subsample, split train/holdout (seeded, stratified when labelled), scale to
+[-1, 1], and summarise every image in a table that the validate stage checks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from ganops import artifacts
+from ganops.config import DataConfig
+from ganops.data import sources
+from ganops.errors import GanopsError
+
+TRAIN_FILE = "train.npz"
+HOLDOUT_FILE = "holdout.npz"
+SUMMARY_FILE = "summary.parquet"
+INFO_FILE = "dataset.json"
+
+
+def image_hashes(images: np.ndarray) -> list[str]:
+    """sha1 of each image's bytes: equal images (duplicates, train/holdout leaks) share a hash."""
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    return [hashlib.sha1(row.tobytes()).hexdigest() for row in flat]
+
+
+def summarise(images: np.ndarray, labels: np.ndarray | None, split: str,
+              source_names: list[str], orig_shapes: np.ndarray) -> pd.DataFrame:
+    flat = images.reshape(len(images), -1)
+    finite = np.isfinite(flat)
+    with np.errstate(invalid="ignore"):
+        return pd.DataFrame({
+            "index": np.arange(len(images), dtype=np.int64),
+            "split": split,
+            "source": source_names,
+            "label": labels if labels is not None else np.full(len(images), -1, dtype=np.int64),
+            "orig_height": orig_shapes[:, 0],
+            "orig_width": orig_shapes[:, 1],
+            "orig_channels": orig_shapes[:, 2],
+            "min": flat.min(axis=1),
+            "max": flat.max(axis=1),
+            "mean": flat.mean(axis=1),
+            "std": flat.std(axis=1),
+            "nonfinite": (~finite).sum(axis=1),
+            "hash": image_hashes(images),
+        })
+
+
+def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    indices = np.arange(count)
+    stratify = labels
+    if labels is not None and np.bincount(labels - labels.min()).min(initial=count) < 2:
+        stratify = None  # a class with one image cannot be split both ways
+    try:
+        train_idx, holdout_idx = train_test_split(
+            indices, test_size=cfg.holdout_fraction, random_state=cfg.seed, stratify=stratify)
+    except ValueError as exc:
+        raise GanopsError(f"data.holdout_fraction: cannot split {count} images ({exc})") from None
+    return np.sort(train_idx), np.sort(holdout_idx)
+
+
+def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
+    """Load, split, scale and summarise; write everything into `out_dir` in one atomic swap."""
+    loaded = sources.load(cfg)
+    count = len(loaded)
+    keep = np.arange(count)
+    if cfg.max_images is not None and count > cfg.max_images:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(count, cfg.max_images, replace=False))
+    labels = loaded.labels[keep] if loaded.labels is not None else None
+    if labels is not None and labels.size and labels.min() < 0:
+        raise GanopsError(f"{cfg.path or cfg.source}: labels must be non-negative integers")
+
+    train_idx, holdout_idx = split_indices(len(keep), labels, cfg)
+    tables, splits = [], {}
+    for name, idx in (("train", train_idx), ("holdout", holdout_idx)):
+        rows = keep[idx]
+        images = loaded.images[rows] * np.float32(2.0) - np.float32(1.0)
+        split_labels = loaded.labels[rows] if loaded.labels is not None else None
+        splits[name] = artifacts.Split(images=images, labels=split_labels)
+        tables.append(summarise(images, split_labels, name,
+                                [loaded.sources[r] for r in rows], loaded.orig_shapes[rows]))
+    summary = pd.concat(tables, ignore_index=True)
+
+    data_hash = hashlib.sha1()
+    for name in ("train", "holdout"):
+        data_hash.update("".join(summary.loc[summary["split"] == name, "hash"]).encode())
+        if splits[name].labels is not None:
+            data_hash.update(splits[name].labels.tobytes())
+    _, height, width, channels = loaded.images.shape
+    info = artifacts.DatasetInfo(
+        source=cfg.source, height=height, width=width, channels=channels,
+        num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
+        train_count=len(train_idx), holdout_count=len(holdout_idx), data_hash=data_hash.hexdigest())
+
+    with artifacts.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        artifacts.write_split(tmp / TRAIN_FILE, splits["train"])
+        artifacts.write_split(tmp / HOLDOUT_FILE, splits["holdout"])
+        artifacts.write_summary(tmp / SUMMARY_FILE, summary)
+        artifacts.write_dataset_info(tmp / INFO_FILE, info)
+    return info

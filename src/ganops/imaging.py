@@ -1,0 +1,42 @@
+"""Turning model outputs into pictures: [-1, 1] floats → uint8, grids, PNG files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ganops import artifacts
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """NHWC floats in [-1, 1] → uint8 in [0, 255]."""
+    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, columns: int | None = None, pad: int = 1, upscale: int = 1) -> np.ndarray:
+    """Tile NHWC [-1, 1] images into one uint8 HWC picture (`upscale` repeats pixels for tiny images)."""
+    pixels = to_uint8(images)
+    if upscale > 1:
+        pixels = pixels.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    count, height, width, channels = pixels.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    canvas = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, channels), 255, np.uint8)
+    for i, image in enumerate(pixels):
+        top, left = pad + (i // columns) * (height + pad), pad + (i % columns) * (width + pad)
+        canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def upscale_for_display(side: int, target: int = 224) -> int:
+    """Integer pixel repeat so an image of `side` pixels shows at roughly `target` pixels across a grid cell."""
+    return max(1, target // (side * 8))
+
+
+def save_png(path: str | Path, picture: np.ndarray) -> None:
+    picture = picture[..., 0] if picture.shape[-1] == 1 else picture
+    with artifacts.atomic_path(path) as tmp:
+        Image.fromarray(picture).save(tmp, format="PNG")

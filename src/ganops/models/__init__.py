@@ -1,0 +1,1 @@
+"""Networks (builders, no globals), losses (pure functions) and the GAN training model."""

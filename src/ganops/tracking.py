@@ -1,0 +1,104 @@
+"""MLflow wiring: where the store is, one run per pipeline execution, and the tags every run carries.
+
+Tracking URI: `MLFLOW_TRACKING_URI` when set (a team's server); otherwise a SQLite store `mlflow.db` with
+artifacts in `mlruns/`, both at the repository root as absolute paths, so stages that DVC runs in a temp
+copy (`dvc exp run --temp`, queued experiments) log into the user's store, not a throwaway one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+EXPERIMENT_NAME = "ganops"
+
+
+def project_root() -> Path:
+    """The user's repository: DVC's `DVC_ROOT` (set in every stage, the parent repo for temp experiments),
+    else the enclosing git work tree, else the current folder."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        return Path(top).resolve()
+    except (OSError, subprocess.CalledProcessError):
+        return Path.cwd().resolve()
+
+
+def local_store_uri(root: Path | None = None) -> str:
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri()
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """`mlruns/` beside a SQLite store's file. Without it MLflow puts artifacts under ./mlruns of whatever
+    folder the process runs in, scattering them across DVC's temp copies."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None  # a tracking server decides where its artifacts go
+    return (Path(uri[len(prefix):]).resolve().parent / "mlruns").as_uri()
+
+
+def configure() -> str:
+    """Point MLflow at the project's store and experiment; return the tracking URI."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
+    if mlflow.get_experiment_by_name(name) is None:
+        try:
+            mlflow.create_experiment(name, artifact_location=local_artifact_root(uri))
+        except mlflow.exceptions.MlflowException:
+            pass  # created concurrently by another stage
+    mlflow.set_experiment(name)
+    return uri
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=project_root()).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def run_tags(data_hash: str | None = None) -> dict[str, str]:
+    tags = {"ganops.stage": os.environ.get("DVC_STAGE", "")}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if data_hash:
+        tags["ganops.data_hash"] = data_hash
+    return {k: v for k, v in tags.items() if v}
+
+
+def start_run(run_name: str | None, tags: Mapping[str, str]) -> mlflow.ActiveRun:
+    configure()
+    return mlflow.start_run(run_name=run_name or os.environ.get("DVC_EXP_NAME"), tags=dict(tags))
+
+
+def resume_run(run_id: str) -> mlflow.ActiveRun:
+    """Reopen the run the train stage started, so one pipeline execution is one MLflow run."""
+    configure()
+    return mlflow.start_run(run_id=run_id)
+
+
+def flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}.{key}": value for key, value in values.items()}
+
+
+def client() -> MlflowClient:
+    configure()
+    return MlflowClient()

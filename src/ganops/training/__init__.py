@@ -1,0 +1,1 @@
+"""Training: the fit loop wiring, callbacks and device selection."""

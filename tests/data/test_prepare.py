@@ -1,0 +1,38 @@
+import numpy as np
+
+from ganops import artifacts
+from ganops.config import DataConfig
+from ganops.data import prepare
+
+
+def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
+    info = artifacts.read_dataset_info(prepared_digits / prepare.INFO_FILE)
+    train = artifacts.read_split(prepared_digits / prepare.TRAIN_FILE)
+    holdout = artifacts.read_split(prepared_digits / prepare.HOLDOUT_FILE)
+    summary = artifacts.read_summary(prepared_digits / prepare.SUMMARY_FILE)
+
+    assert (info.train_count, info.holdout_count) == (240, 60)
+    assert train.images.shape == (240, 8, 8, 1) and train.images.dtype == np.float32
+    assert train.images.min() == -1.0 and train.images.max() == 1.0
+    assert set(np.unique(holdout.labels)) == set(range(10))  # stratified split keeps every class
+    assert list(summary.columns) == list(artifacts.SUMMARY_COLUMNS)
+    assert len(summary) == 300
+    assert (summary["orig_height"] == 8).all()
+    train_hashes = set(summary.loc[summary.split == "train", "hash"])
+    holdout_hashes = set(summary.loc[summary.split == "holdout", "hash"])
+    assert len(train_hashes & holdout_hashes) <= 1  # digits has a few exact duplicates by nature
+
+
+def test_prepare_is_seeded(tmp_path):
+    first = prepare.run(DataConfig(max_images=100, seed=3), tmp_path / "a")
+    second = prepare.run(DataConfig(max_images=100, seed=3), tmp_path / "b")
+    other = prepare.run(DataConfig(max_images=100, seed=4), tmp_path / "c")
+    assert first.data_hash == second.data_hash != other.data_hash
+
+
+def test_resize_to_28_uses_one_filter(tmp_path):
+    info = prepare.run(DataConfig(max_images=50, image_size=28, channels=3), tmp_path / "p")
+    split = artifacts.read_split(tmp_path / "p" / prepare.TRAIN_FILE)
+    assert info.image_shape == (28, 28, 3)
+    assert split.images.shape[1:] == (28, 28, 3)
+    assert -1.0 <= split.images.min() and split.images.max() <= 1.0

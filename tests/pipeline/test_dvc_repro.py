@@ -1,0 +1,118 @@
+"""The whole pipeline, for real: `dvc repro` in a temporary git repository with a shrunken params.yaml,
+the default SQLite MLflow store at that repository's root."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+SHRUNK = {
+    "data": {"max_images": 300},
+    "featurize": {"epochs": 5, "hidden_units": 16},
+    "train": {"epochs": 2, "batch_size": 32, "base_filters": 8, "latent_dim": 16, "sample_every_epochs": 1},
+    "evaluate": {"num_samples": 60},
+}
+
+
+def _run(args, cwd, env, check=True):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory, repo_root):
+    repo = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(repo_root / name, repo / name)
+    for name in ("pipeline", "src"):
+        shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for section, values in SHRUNK.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the stages' `python`
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q", "-b", "main"], repo, env)
+    _run(dvc + ["init", "-q"], repo, env)
+    _run(dvc + ["config", "core.analytics", "false"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "init"], repo, env)
+    first = _run(dvc + ["repro"], repo, env)
+    return repo, env, dvc, first
+
+
+def test_repro_produces_metrics_samples_and_candidate(pipeline_repo):
+    repo, _, _, first = pipeline_repo
+    for stage in ("prepare", "validate", "featurize", "train", "evaluate", "register"):
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["fd"] > 0 and metrics["fd_real"] > 0 and metrics["num_samples"] == 60
+    assert (repo / "reports/samples.png").stat().st_size > 0
+    assert (repo / "reports/validation/docs/index.html").exists()
+    registered = json.loads((repo / "reports/registered.json").read_text())
+    assert registered["alias"] == "candidate"
+
+    # The default store is the repository's own mlflow.db, with artifacts beside it.
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        aliases = db.execute("select name, alias, version from registered_model_aliases").fetchall()
+        runs = db.execute("select count(*) from runs").fetchone()[0]
+    assert aliases == [("gan-generator", "candidate", int(registered["version"]))]
+    assert runs == 1  # one MLflow run per pipeline execution
+    assert (repo / "mlruns").is_dir()
+
+
+def test_second_repro_does_nothing(pipeline_repo):
+    repo, env, dvc, _ = pipeline_repo
+    again = _run(dvc + ["repro"], repo, env)
+    assert "Running stage" not in again.stdout
+
+
+def test_changing_train_epochs_invalidates_only_downstream_stages(pipeline_repo):
+    repo, env, dvc, _ = pipeline_repo
+    status = _run(dvc + ["status", "--json"], repo, env)
+    assert json.loads(status.stdout) == {}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    original = (repo / "params.yaml").read_text()
+    params["train"]["epochs"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = json.loads(_run(dvc + ["status", "--json"], repo, env).stdout)
+        assert set(changed) == {"train", "evaluate", "register"}
+    finally:
+        (repo / "params.yaml").write_text(original)
+
+
+def test_param_typo_fails_before_any_work(pipeline_repo):
+    repo, env, dvc, _ = pipeline_repo
+    original = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(original.replace("  epochs: 2\n", "  epcohs: 2\n"))
+    try:
+        failed = _run(dvc + ["repro"], repo, env, check=False)
+        assert failed.returncode != 0
+        assert "train.epcohs: unknown key" in failed.stderr + failed.stdout
+    finally:
+        (repo / "params.yaml").write_text(original)
+
+
+def test_experiment_run_with_override_is_listed(pipeline_repo):
+    repo, env, dvc, _ = pipeline_repo
+    _run(dvc + ["exp", "run", "-S", "train.epochs=1"], repo, env)
+    shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
+    text = json.dumps(shown)
+    assert '"fd"' in text and '"fd_real"' in text
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        tags = db.execute("select value from tags where key = 'dvc.experiment'").fetchall()
+    assert len(tags) == 1  # the experiment's run is tagged with its DVC name

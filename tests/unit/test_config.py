@@ -1,0 +1,45 @@
+import pytest
+import yaml
+
+from ganops.config import Params, load_params, parse_params
+from ganops.errors import GanopsError
+
+
+def test_repository_params_load_and_match_defaults(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    assert params == Params()  # params.yaml documents the defaults; keep them in step
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"epcohs": 3}}, "train.epcohs: unknown key"),
+    ({"trian": {"epochs": 3}}, "trian: unknown key"),
+    ({"train": {"g_learning_rate": "fast"}}, "train.g_learning_rate: Input should be a valid number"),
+    ({"train": {"epochs": "3"}}, "train.epochs: Input should be a valid integer"),
+    ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
+    ({"train": {"arch": "resnet"}}, "train.arch: Input should be 'dcgan' or 'mlp'"),
+    ({"data": {"source": "idx"}}, "data.path: required when data.source is 'idx'"),
+    ({"data": {"holdout_fraction": 1.5}}, "data.holdout_fraction: Input should be less than 1"),
+])
+def test_bad_params_name_the_key(raw, message):
+    with pytest.raises(GanopsError) as caught:
+        parse_params(raw)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_params_are_frozen():
+    params = Params()
+    with pytest.raises(Exception):
+        params.train.epochs = 5
+
+
+def test_load_params_reports_file_problems(tmp_path):
+    with pytest.raises(GanopsError, match="missing.yaml: file not found"):
+        load_params(tmp_path / "missing.yaml")
+    broken = tmp_path / "params.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(GanopsError, match="params.yaml: not valid YAML"):
+        load_params(broken)
+    broken.write_text(yaml.safe_dump({"train": {"epochs": 2, "typo": 1}}))
+    with pytest.raises(GanopsError, match="train.typo: unknown key"):
+        load_params(broken)
