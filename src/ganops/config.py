@@ -43,6 +43,14 @@ class ValidateConfig(_Section):
     max_rows: int = Field(10_000_000, ge=1)
     max_duplicate_fraction: float = Field(0.05, ge=0.0, le=1.0)
     min_class_ratio: float = Field(0.5, ge=0.0, le=1.0)  # smallest class / largest class
+    min_image_std: float = Field(1e-3, ge=0.0)  # pixel std ([-1, 1] scale) at or below this: a blank image
+    min_holdout_rows: int = Field(1, ge=1)  # evaluate compares samples against the holdout split
+
+    @model_validator(mode="after")
+    def _row_bounds_ordered(self) -> ValidateConfig:
+        if self.min_rows > self.max_rows:
+            raise ValueError(f"validate.min_rows: {self.min_rows} is above validate.max_rows ({self.max_rows})")
+        return self
 
 
 class FeaturizeConfig(_Section):
