@@ -87,8 +87,24 @@ class EvaluateConfig(_Section):
 
 class RegisterConfig(_Section):
     model_name: str = Field("gan-generator", min_length=1)
-    alias: str = Field("candidate", min_length=1)
-    max_images_per_request: int = Field(1024, ge=1)
+    alias: str = Field("candidate", min_length=1)  # set on every newly registered version
+    champion_alias: str = Field("champion", min_length=1)  # what serving loads; moved only by the gate
+    max_images_per_request: int = Field(1024, ge=1)  # images per serving request, summed over its rows
+
+    @model_validator(mode="after")
+    def _aliases_differ(self) -> RegisterConfig:
+        if self.alias == self.champion_alias:
+            raise ValueError(f"register.champion_alias: must differ from register.alias ({self.alias!r})")
+        return self
+
+
+class PromoteConfig(_Section):
+    """The gate `ganops promote` applies before moving the champion alias to the candidate."""
+
+    metric: str = Field("fd_ratio", min_length=1)  # a key of metrics.json, stored as a version tag
+    direction: Literal["lower", "higher"] = "lower"  # which way is better for `metric`; always stated
+    min_improvement: float = Field(0.0, ge=0.0)  # candidate must beat the champion by more than this
+    require_same_featurizer: bool = True  # distances from different featurizers are not comparable
 
 
 class Params(_Section):
@@ -98,6 +114,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+    promote: PromoteConfig = PromoteConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 

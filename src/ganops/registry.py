@@ -1,79 +1,353 @@
-"""The MLflow Model Registry side: the generator as a pyfunc model, registration with an alias, loading
-by alias."""
+"""The MLflow Model Registry side: the generator as a pyfunc model, registration with version tags, the
+promotion gate that moves the champion alias, and loading by alias.
+
+The logged model is "models from code" rather than a pickled object: its code file only imports
+`GeneratorModel` from the ganops package the model carries (`code_paths`), so loading never unpickles
+anything and the model keeps working with the code it was registered with.
+
+Request contract (one pandas row per request line; JSON bodies `dataframe_records`, `dataframe_split`
+or `inputs`):
+- `{"n": 16, "seed": 3}`: 16 images from latents drawn with `seed` (default 0);
+- `{"latent": [..latent_dim numbers..]}`: one image from that latent vector;
+- `"label": c` on either kind for a conditional generator (required with `latent`; with `n`, labels
+  are drawn when absent); refused for an unconditional one.
+The output stacks the rows' images in order: NHWC float32 in [-1, 1], or base64 PNG strings with
+the request param `{"format": "png"}`. At most `register.max_images_per_request` images per request.
+"""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import io
 import json
+import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from ganops import artifacts, tracking
-from ganops.config import RegisterConfig
+from ganops.config import PromoteConfig, RegisterConfig
 from ganops.errors import GanopsError
-from ganops.models import sampling
-from ganops.training.train import GENERATOR_FILE, RUN_FILE
 
 ARTIFACT_NAME = "generator"  # the logged model's name within the run
 SETTINGS_FILE = "settings.json"
+MODEL_CODE_FILE = "ganops_generator_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent
+OUTPUT_FORMATS = ("array", "png")
+# Seeds travel as JSON numbers; above 2**53 a double no longer holds every integer.
+MAX_SEED = 2**53
+
+# The whole model file that MLflow stores and executes at load time ("models from code").
+MODEL_CODE = '''\
+"""ganops generator as an MLflow pyfunc model; the class lives in the ganops package shipped in code/."""
+import mlflow
+
+from ganops.registry import GeneratorModel
+
+mlflow.models.set_model(GeneratorModel())
+'''
+
+# Count, seed and label are declared as doubles, not longs, and checked to be whole numbers here:
+# MLflow's parser truncates 2.5 to 2 for a long column and rejects a long column with a missing value,
+# so a request mixing `n` rows and `latent` rows could not be told apart from a bad one.
+INPUT_SCHEMA = Schema([
+    ColSpec("double", "n", required=False),
+    ColSpec("double", "seed", required=False),
+    ColSpec("double", "label", required=False),
+    ColSpec(Array("double"), "latent", required=False),
+])
+PARAMS_SCHEMA = ParamSchema([ParamSpec("format", "string", "array")])
+
+
+def _sampling():
+    # Keras and TensorFlow load only where a generator is used, so `ganops promote` starts in seconds.
+    from ganops.models import sampling
+
+    return sampling
+
+
+@dataclasses.dataclass(frozen=True)
+class Draw:
+    """One request row, checked: either `count` images from `seed`, or one image from `latent`."""
+
+    count: int
+    seed: int
+    label: int | None
+    latent: np.ndarray | None  # shape (latent_dim,) when given
 
 
 class GeneratorModel(mlflow.pyfunc.PythonModel):
-    """Rows in, images out. Each input row asks for `n` images drawn with `seed`; the output stacks all
-    rows' images, NHWC floats in [-1, 1]."""
+    """Rows in, images out (see the module docstring for the request contract)."""
 
     def load_context(self, context):
-        self.generator = sampling.load_generator(context.artifacts["generator"])
+        self.generator = _sampling().load_generator(context.artifacts["generator"])
         self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):
-        limit = self.settings["max_images_per_request"]
-        batches = []
-        for row_number, row in enumerate(model_input.to_dict(orient="records")):
-            count, seed = int(row["n"]), int(row.get("seed", 0))
+    @property
+    def latent_dim(self) -> int:
+        return int(self.settings["latent_dim"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.settings["num_classes"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
+        output = (params or {}).get("format", "array")
+        try:
+            if output not in OUTPUT_FORMATS:
+                raise GanopsError(f"params.format: {output!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+            draws = parse_rows(model_input, self.latent_dim, self.num_classes,
+                               int(self.settings["max_images_per_request"]))
+        except GanopsError as exc:
+            # The scoring server answers INVALID_PARAMETER_VALUE with 400 and this message; any other
+            # exception would become a 400 with a generic text.
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+        images = self.draw(draws)
+        return images if output == "array" else [png_base64(image) for image in images]
+
+    def draw(self, draws: list[Draw]) -> np.ndarray:
+        """Images for checked rows, in row order. Explicit latents go through the network in one batch."""
+        pieces: list[np.ndarray | None] = []
+        latent_rows = [i for i, d in enumerate(draws) if d.latent is not None]
+        for draw in draws:
+            pieces.append(None if draw.latent is not None else self.images(draw.count, draw.seed, draw.label))
+        if latent_rows:
+            latent = np.stack([draws[i].latent for i in latent_rows]).astype(np.float32)
+            labels = None
+            if self.num_classes:
+                labels = np.array([draws[i].label for i in latent_rows], np.int64)
+            batch = _generate(self.generator, latent, labels)
+            for position, i in enumerate(latent_rows):
+                pieces[i] = batch[position:position + 1]
+        return np.concatenate(pieces)
+
+    def images(self, count: int, seed: int = 0, label: int | None = None) -> np.ndarray:
+        """`count` images drawn with `seed`, unbounded: for local callers such as `ganops generate`."""
+        if label is not None:
+            check_label(label, self.num_classes, "label")
+        if not self.num_classes:
+            return _sampling().sample(self.generator, count, seed)
+        labels = None if label is None else np.full(count, label, np.int64)
+        return _sampling().sample(self.generator, count, seed, labels=labels)
+
+
+def _generate(generator, latent: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    if labels is None:
+        return _sampling().generate(generator, latent)
+    return _sampling().generate(generator, latent, labels=labels)
+
+
+def num_classes(generator) -> int:
+    """0 for an unconditional generator, else its class count (`sampling.num_classes` when it exists)."""
+    sampling = _sampling()
+    if hasattr(sampling, "num_classes"):
+        return int(sampling.num_classes(generator))
+    # Fallback until sampling has it: a conditional generator has a second input named "label"
+    # feeding an Embedding, whose vocabulary size is the class count.
+    names = [getattr(tensor, "name", "") for tensor in generator.inputs]
+    if "label" not in names:
+        return 0
+    import keras
+
+    sizes = {layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding)}
+    if len(sizes) != 1:
+        raise GanopsError(f"generator {generator.name!r}: has a label input but no single Embedding to "
+                          "tell its class count")
+    return int(sizes.pop())
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, list | tuple | np.ndarray):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _whole(value: Any, where: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise GanopsError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number) or number != int(number):
+        raise GanopsError(f"{where}: {value!r} is not a whole number")
+    return int(number)
+
+
+def check_label(label: int, classes: int, where: str) -> int:
+    if not classes:
+        raise GanopsError(f"{where}: this generator is unconditional and takes no label (got {label})")
+    if not 0 <= label < classes:
+        raise GanopsError(f"{where}: unknown label {label:.6g} (this generator knows labels 0..{classes - 1})")
+    return label
+
+
+def parse_rows(frame: pd.DataFrame, latent_dim: int, classes: int, limit: int) -> list[Draw]:
+    """Check every request row; raise GanopsError naming the row and the problem."""
+    rows = frame.to_dict(orient="records") if len(frame.columns) else []
+    if not rows:
+        raise GanopsError("request has no rows: give rows with n (a count) or latent "
+                          f"(a vector of {latent_dim} numbers)")
+    draws, total = [], 0
+    for number, row in enumerate(rows):
+        where = f"row {number}"
+        count, latent = row.get("n"), row.get("latent")
+        has_count, has_latent = not _missing(count), not _missing(latent)
+        if has_count == has_latent:
+            raise GanopsError(f"{where}: give either n (a count) or latent (a vector of {latent_dim} "
+                              "numbers), " + ("not both" if has_count else "found neither"))
+        seed = 0 if _missing(row.get("seed")) else _whole(row["seed"], f"{where}: seed")
+        if not 0 <= seed <= MAX_SEED:
+            raise GanopsError(f"{where}: seed {seed:.6g} is outside 0..2**53")
+        label = None if _missing(row.get("label")) else _whole(row["label"], f"{where}: label")
+        if label is not None:
+            check_label(label, classes, where)
+        if has_count:
+            count = _whole(count, f"{where}: n")
             if not 1 <= count <= limit:
-                raise GanopsError(f"row {row_number}: n={count} is outside 1..{limit}")
-            batches.append(sampling.sample(self.generator, count, seed))
-        return np.concatenate(batches)
+                raise GanopsError(f"{where}: n={count:.6g} is outside 1..{limit} "
+                                  "(register.max_images_per_request)")
+            draws.append(Draw(count, seed, label, None))
+        else:
+            vector = np.asarray(latent, dtype=np.float64)
+            if vector.shape != (latent_dim,):
+                raise GanopsError(f"{where}: latent has {vector.size} values; this generator takes "
+                                  f"{latent_dim}")
+            if not np.all(np.isfinite(vector)):
+                raise GanopsError(f"{where}: latent has non-finite values")
+            if classes and label is None:
+                raise GanopsError(f"{where}: this generator is conditional: give label (0..{classes - 1}) "
+                                  "with latent")
+            draws.append(Draw(1, seed, label, vector))
+        total += draws[-1].count
+        if total > limit:
+            raise GanopsError(f"request asks for more than {limit} images (register.max_images_per_request); "
+                              "split it into several requests")
+    return draws
 
 
-def input_example() -> pd.DataFrame:
-    return pd.DataFrame({"n": [2], "seed": [0]}).astype("int64")
+def png_base64(image: np.ndarray) -> str:
+    from PIL import Image
+
+    from ganops import imaging
+
+    pixels = imaging.to_uint8(image[None])[0]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str, tags: dict[str, str]) -> dict:
-    """Log the generator as a pyfunc model into `run_id`, register a new version, point `cfg.alias` at it."""
-    generator = sampling.load_generator(generator_path)
-    example = input_example()
-    signature = infer_signature(example, sampling.sample(generator, 2, 0))
+def signature(image_shape: tuple[int, int, int]) -> ModelSignature:
+    return ModelSignature(inputs=INPUT_SCHEMA,
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *image_shape))]),
+                          params=PARAMS_SCHEMA)
+
+
+def input_example(classes: int) -> pd.DataFrame:
+    row = {"n": 4.0, "seed": 0.0}
+    if classes:
+        row["label"] = 0.0
+    return pd.DataFrame([row])
+
+
+def _tag_value(value: Any) -> str:
+    # str(float) is the shortest text that reads back as the same float: the gate compares exact values.
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def version_tags(metrics: dict[str, Any], run_id: str, run: Any) -> dict[str, str]:
+    """What a version carries: its metrics, data and featurizer hashes, training params and commit."""
+    tags = {"run_id": run_id}
+    for key, value in metrics.items():
+        if key == "featurizer_hash":
+            tags["featurizer_hash"] = str(value)
+        elif isinstance(value, bool | int | float):
+            tags[f"metric.{key}"] = _tag_value(value)
+    run_tags = run.data.tags
+    if run_tags.get("ganops.data_hash"):
+        tags["data_hash"] = run_tags["ganops.data_hash"]
+    commit = run_tags.get("mlflow.source.git.commit") or tracking.git_commit()
+    if commit:
+        tags["git_commit"] = commit
+    for key, value in run.data.params.items():
+        tags[f"param.{key}"] = value
+    return tags
+
+
+def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, Any]) -> str:
+    metrics = ", ".join(f"{k.removeprefix('metric.')}={v}" for k, v in sorted(tags.items())
+                        if k.startswith("metric."))
+    kind = (f"conditional on {settings['num_classes']} labels" if settings["num_classes"]
+            else "unconditional")
+    short = {k: (tags.get(k) or "unknown")[:12] for k in ("git_commit", "data_hash", "featurizer_hash")}
+    return (f"{name} v{version}: EMA generator of run {tags['run_id']}, {kind}, latent_dim "
+            f"{settings['latent_dim']}, images {'x'.join(map(str, settings['image_shape']))}.\n"
+            f"Metrics: {metrics or 'none'}.\n"
+            f"Commit {short['git_commit']}, data {short['data_hash']}, featurizer {short['featurizer_hash']}.\n"
+            f'Request rows: {{"n": count, "seed": s}} or {{"latent": [{settings["latent_dim"]} numbers]}}, '
+            f'plus "label" when conditional; at most {settings["max_images_per_request"]} images per '
+            'request; params {"format": "png"} returns base64 PNGs instead of NHWC floats in [-1, 1].')
+
+
+def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
+                     metrics: dict[str, Any]) -> dict:
+    """Log the generator as a pyfunc model into `run_id`, register a new version with tags and a
+    description, point `cfg.alias` at it, and make it champion when there is none yet."""
+    generator = _sampling().load_generator(generator_path)
+    settings = {"max_images_per_request": cfg.max_images_per_request,
+                "latent_dim": _sampling().latent_dim(generator),
+                "num_classes": num_classes(generator),
+                "image_shape": [int(d) for d in generator.outputs[0].shape[1:]]}
+    client = tracking.client()
+    run = client.get_run(run_id)
+    tags = version_tags(metrics, run_id, run)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Path(tmp) / SETTINGS_FILE
-        settings.write_text(json.dumps({"max_images_per_request": cfg.max_images_per_request,
-                                        "latent_dim": sampling.latent_dim(generator)}))
+        settings_path = Path(tmp) / SETTINGS_FILE
+        settings_path.write_text(json.dumps(settings))
+        code_path = Path(tmp) / MODEL_CODE_FILE
+        code_path.write_text(MODEL_CODE)
         with tracking.resume_run(run_id):
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_NAME,
-                python_model=GeneratorModel(),
-                artifacts={"generator": str(generator_path), "settings": str(settings)},
+                python_model=str(code_path),
+                artifacts={"generator": str(generator_path), "settings": str(settings_path)},
                 code_paths=[str(PACKAGE_DIR)],  # the model carries its own ganops code
-                signature=signature,
-                input_example=example,
+                signature=signature(tuple(settings["image_shape"])),
+                input_example=input_example(settings["num_classes"]),
+                metadata={"ganops": settings},
                 registered_model_name=cfg.model_name,
                 # Listed, not inferred: inference loads the model in a subprocess and takes minutes.
                 pip_requirements=_requirements(),
+                params={k.removeprefix("param."): v for k, v in tags.items() if k.startswith("param.")},
             )
+            numeric = {k.removeprefix("metric."): float(v) for k, v in tags.items() if k.startswith("metric.")}
+            if numeric:
+                mlflow.log_metrics({f"eval.{k}": v for k, v in numeric.items()}, model_id=info.model_id)
     version = str(info.registered_model_version)
-    client = tracking.client()
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
+    client.update_model_version(cfg.model_name, version, description=describe(cfg.model_name, version, tags,
+                                                                                   settings))
     client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
-    return {"name": cfg.model_name, "version": version, "alias": cfg.alias, "run_id": run_id,
-            "model_uri": f"models:/{cfg.model_name}@{cfg.alias}"}
+    registered = {"name": cfg.model_name, "version": version, "alias": cfg.alias, "run_id": run_id,
+                  "model_uri": f"models:/{cfg.model_name}@{cfg.alias}", "model_id": info.model_id}
+    if _alias_version(client, cfg.model_name, cfg.champion_alias) is None:
+        decision = _move_champion(client, cfg, version, None, "first registered version: no champion yet",
+                                  "promoted")
+        registered["champion"] = decision.champion_after
+    return registered
 
 
 def _requirements() -> list[str]:
@@ -83,24 +357,168 @@ def _requirements() -> list[str]:
             ("tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")]
 
 
-def load_by_alias(name: str, alias: str) -> mlflow.pyfunc.PyFuncModel:
+def load(model_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """Load a registered generator (`models:/name@alias`, `models:/name/3`, `runs:/…`, or a folder)."""
     tracking.configure()
     try:
-        return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    except mlflow.exceptions.MlflowException as exc:
-        raise GanopsError(f"models:/{name}@{alias}: {str(exc).splitlines()[0]}") from None
+        return mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as exc:
+        raise GanopsError(f"{model_uri}: {str(exc).splitlines()[0]}") from None
+
+
+def load_by_alias(name: str, alias: str) -> mlflow.pyfunc.PyFuncModel:
+    return load(f"models:/{name}@{alias}")
+
+
+def generator_model(pyfunc_model: mlflow.pyfunc.PyFuncModel) -> GeneratorModel:
+    model = pyfunc_model.unwrap_python_model()
+    if not isinstance(model, GeneratorModel):
+        raise GanopsError(f"{pyfunc_model.metadata.model_uuid}: not a ganops generator model")
+    return model
+
+
+def generate_pngs(model_uri: str, count: int, seed: int, label: int | None, out_dir: str | Path) -> int:
+    """Load a registered generator and write `count` PNGs plus `grid.png` into `out_dir`."""
+    from ganops import imaging
+
+    model = generator_model(load(model_uri))
+    images = model.images(count, seed, label)
+    out_dir = Path(out_dir)
+    width = max(4, len(str(count - 1)))
+    for index, image in enumerate(imaging.to_uint8(images)):
+        imaging.save_png(out_dir / f"{index:0{width}d}.png", image)
+    imaging.save_png(out_dir / "grid.png",
+                     imaging.grid(images, upscale=imaging.upscale_for_display(images.shape[1])))
+    return len(images)
+
+
+# --- promotion gate ------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    name: str
+    candidate: str  # version numbers as MLflow returns them (strings)
+    champion_before: str | None
+    champion_after: str | None
+    outcome: str  # promoted | forced | rejected | unchanged
+    reason: str
+
+    @property
+    def changed(self) -> bool:
+        return self.champion_before != self.champion_after
+
+    def line(self) -> str:
+        if self.outcome in ("promoted", "forced"):
+            was = f" (was v{self.champion_before})" if self.champion_before else ""
+            return f"{self.outcome} {self.name} v{self.candidate} to champion{was}: {self.reason}"
+        if self.outcome == "rejected":
+            return (f"kept {self.name} v{self.champion_before} as champion, candidate v{self.candidate} "
+                    f"rejected: {self.reason}")
+        return f"no change: {self.reason}"
+
+
+def _alias_version(client, name: str, alias: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(exc):
+            return None
+        raise
+
+
+def _gate_metric(name: str, version: Any, metric: str) -> float:
+    raw = version.tags.get(f"metric.{metric}")
+    if raw is None:
+        known = sorted(k.removeprefix("metric.") for k in version.tags if k.startswith("metric."))
+        raise GanopsError(f"promote.metric: {name} v{version.version} has no metric {metric!r} "
+                          f"(it has {', '.join(known) or 'none'})")
+    try:
+        return float(raw)
+    except ValueError:
+        raise GanopsError(f"{name} v{version.version}: tag metric.{metric}={raw!r} is not a number") from None
+
+
+def compare(gate: PromoteConfig, candidate: float, champion: float) -> tuple[bool, str]:
+    """(candidate wins, why) under the gate's direction and margin."""
+    if math.isnan(candidate):
+        return False, f"{gate.metric} is NaN"
+    if gate.direction == "lower":
+        wins = candidate < champion - gate.min_improvement
+        relation = "<" if wins else ">="
+        bound = f"{champion:.6g}" + (f" - {gate.min_improvement:.6g}" if gate.min_improvement else "")
+    else:
+        wins = candidate > champion + gate.min_improvement
+        relation = ">" if wins else "<="
+        bound = f"{champion:.6g}" + (f" + {gate.min_improvement:.6g}" if gate.min_improvement else "")
+    return wins, f"{gate.metric} {candidate:.6g} {relation} {bound} ({gate.direction} is better)"
+
+
+def _move_champion(client, cfg: RegisterConfig, version: str, before: str | None, reason: str,
+                   outcome: str) -> Decision:
+    client.set_registered_model_alias(cfg.model_name, cfg.champion_alias, version)
+    client.set_model_version_tag(cfg.model_name, version, "promotion.decision", outcome)
+    client.set_model_version_tag(cfg.model_name, version, "promotion.reason", reason)
+    if before:
+        client.set_model_version_tag(cfg.model_name, version, "promotion.replaced", before)
+        client.set_model_version_tag(cfg.model_name, before, "promotion.replaced_by", version)
+    return Decision(cfg.model_name, version, before, version, outcome, reason)
+
+
+def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
+            expected_candidate: str | None = None) -> Decision:
+    """Move the champion alias to the candidate when the candidate is better on the gate metric (or when
+    forced, or when there is no champion). Idempotent: a second call finds nothing to change.
+
+    `expected_candidate`: refuse, changing nothing, unless the candidate alias points at this version."""
+    client = tracking.client()
+    candidate = _alias_version(client, cfg.model_name, cfg.alias)
+    if candidate is None:
+        raise GanopsError(f"models:/{cfg.model_name}@{cfg.alias}: no such model version in "
+                          f"{tracking.tracking_uri()} (run the register stage first)")
+    if expected_candidate is not None and candidate.version != expected_candidate:
+        raise GanopsError(f"models:/{cfg.model_name}@{cfg.alias} is v{candidate.version}, not the v"
+                          f"{expected_candidate} this pipeline registered; nothing changed")
+    champion = _alias_version(client, cfg.model_name, cfg.champion_alias)
+    v = candidate.version
+    if champion is None:
+        return _move_champion(client, cfg, v, None, "no champion yet", "promoted")
+    if champion.version == v:
+        return Decision(cfg.model_name, v, v, v, "unchanged", f"v{v} is already champion")
+
+    candidate_value = _gate_metric(cfg.model_name, candidate, gate.metric)
+    champion_value = _gate_metric(cfg.model_name, champion, gate.metric)
+    wins, why = compare(gate, candidate_value, champion_value)
+    why = f"{why}, champion v{champion.version}"
+    featurizers = (candidate.tags.get("featurizer_hash"), champion.tags.get("featurizer_hash"))
+    if gate.require_same_featurizer and featurizers[0] != featurizers[1]:
+        wins = False
+        why = (f"featurizer {str(featurizers[0])[:12]} differs from the champion's {str(featurizers[1])[:12]}, "
+               f"so {gate.metric} is not comparable (promote.require_same_featurizer); {why}")
+    if force:
+        return _move_champion(client, cfg, v, champion.version, f"--force; {why}", "forced")
+    if wins:
+        return _move_champion(client, cfg, v, champion.version, why, "promoted")
+    client.set_model_version_tag(cfg.model_name, v, "promotion.decision", "rejected")
+    client.set_model_version_tag(cfg.model_name, v, "promotion.reason", why)
+    return Decision(cfg.model_name, v, champion.version, champion.version, "rejected", why)
+
+
+def write_decision(path: str | Path, decision: Decision) -> None:
+    artifacts.write_json(path, {**dataclasses.asdict(decision), "changed": decision.changed,
+                                "line": decision.line()})
 
 
 def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, out_path: str | Path) -> dict:
+    from ganops.training.train import GENERATOR_FILE, RUN_FILE
+
     model_dir = Path(model_dir)
     run_id = artifacts.read_json(model_dir / RUN_FILE)["run_id"]
     metrics = artifacts.read_json(metrics_path)
-    tags = {f"metric.{k}": f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in metrics.items()}
-    commit = tracking.git_commit()
-    if commit:
-        tags["git_commit"] = commit
-    registered = log_and_register(cfg, model_dir / GENERATOR_FILE, run_id, tags)
+    if not isinstance(metrics, dict):
+        raise GanopsError(f"{metrics_path}: expected a JSON object of metrics")
+    registered = log_and_register(cfg, model_dir / GENERATOR_FILE, run_id, metrics)
     artifacts.write_json(out_path, registered)
-    print(f"registered {registered['name']} version {registered['version']} as @{registered['alias']}",
+    first = " and champion (the first version)" if registered.get("champion") else ""
+    print(f"registered {registered['name']} version {registered['version']} as @{registered['alias']}{first}",
           flush=True)
     return registered

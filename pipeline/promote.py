@@ -1,0 +1,30 @@
+"""Stage promote (opt-in): move the champion alias to the candidate when it passes the gate in params.yaml."""
+
+import argparse
+
+from ganops.stage import entry_point
+
+
+@entry_point
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--registered", required=True,
+                        help="registered-version JSON written by register (read so DVC orders the stages)")
+    parser.add_argument("--out", required=True, help="decision JSON to write")
+    parser.add_argument("--force", action="store_true", help="move the champion even if the gate says no")
+    args = parser.parse_args()
+
+    from ganops import artifacts, registry
+    from ganops.config import load_params
+
+    params = load_params(args.params)
+    # The version this pipeline registered: on a shared server someone may have registered a newer one.
+    registered = str(artifacts.read_json(args.registered).get("version"))
+    decision = registry.promote(params.registry, params.promote, force=args.force, expected_candidate=registered)
+    registry.write_decision(args.out, decision)
+    print(decision.line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

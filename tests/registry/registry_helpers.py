@@ -1,0 +1,107 @@
+"""Helpers shared by the registry and serving tests: tiny real generators registered into a real store,
+and real server processes on free localhost ports, always stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+VENV_BIN = Path(sys.executable).parent
+IMAGE_SHAPE = (8, 8, 1)
+LATENT_DIM = 4
+
+
+def save_tiny_generator(path: Path, seed: int = 0) -> Path:
+    """A real (untrained) Keras generator from the project's own builder, on tiny shapes."""
+    import keras
+
+    from ganops.models.networks import build_pair
+
+    keras.utils.set_random_seed(seed)
+    generator, _ = build_pair("mlp", LATENT_DIM, IMAGE_SHAPE, base_filters=4)
+    generator.save(path)
+    return path
+
+
+def register_version(generator_path: Path, metrics: dict, cfg=None) -> dict:
+    """What train + register do to the store: one run with params, then a registered version."""
+    import mlflow
+
+    from ganops import registry, tracking
+    from ganops.config import RegisterConfig
+
+    with tracking.start_run(run_name="test", tags={"ganops.data_hash": "d" * 40}) as active:
+        mlflow.log_params({"train.arch": "mlp", "train.latent_dim": LATENT_DIM})
+    return registry.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
+                                     active.info.run_id, metrics)
+
+
+def metrics(fd_ratio: float, featurizer: str = "f" * 40) -> dict:
+    return {"fd": 2.0 * fd_ratio, "fd_real": 2.0, "fd_ratio": fd_ratio, "num_samples": 60,
+            "featurizer_hash": featurizer}
+
+
+def write_params(path: Path, **sections) -> Path:
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def server(args: list[str], health_url: str, env: dict, log: Path, timeout: float = 120) -> Iterator[None]:
+    """Start a server in its own process group, wait for `health_url`, and always stop the whole group
+    (both `mlflow server` and `mlflow models serve` run their workers as child processes)."""
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            wait_until_up(health_url, process, timeout)
+            yield
+        except Exception as exc:
+            raise RuntimeError(f"{exc}\n--- server log ---\n{log.read_text()[-3000:]}") from exc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+
+def clean_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    env.update(extra)
+    return env

@@ -1,0 +1,145 @@
+"""`ganops promote` on a real SQLite store: the gate, its tags, idempotence and --force, invoked through
+the real typer app (CliRunner) and once through the installed console script."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from registry_helpers import VENV_BIN, clean_env, metrics, register_version, write_params
+from typer.testing import CliRunner
+
+from ganops import registry, tracking
+from ganops.cli import app
+from ganops.config import PromoteConfig
+
+NAME = "gan-generator"
+
+
+@pytest.fixture
+def params(tmp_path):
+    return write_params(tmp_path / "params.yaml", register={"max_images_per_request": 16},
+                        promote={"metric": "fd_ratio", "direction": "lower"})
+
+
+def promote(params, *extra):
+    """(exit code, the command's own last line); MLflow may log a store migration before it."""
+    result = CliRunner().invoke(app, ["promote", "--params", str(params), *extra])
+    return result.exit_code, result.output.strip().splitlines()[-1]
+
+
+def aliases():
+    return {alias: str(version) for alias, version in tracking.client().get_registered_model(NAME).aliases.items()}
+
+
+def tags(version):
+    return tracking.client().get_model_version(NAME, version).tags
+
+
+def test_promote_on_an_empty_registry_is_a_one_line_error(mlflow_store, params):
+    code, output = promote(params)
+    assert code == 1
+    assert output.startswith("ganops promote: error: models:/gan-generator@candidate: no such model version")
+
+
+def test_first_registered_version_becomes_champion(mlflow_store, tiny_generator, params):
+    first = register_version(tiny_generator, metrics(5.0))
+    assert first["champion"] == "1"
+    assert aliases() == {"candidate": "1", "champion": "1"}
+    assert tags("1")["promotion.reason"] == "first registered version: no champion yet"
+    code, output = promote(params)
+    assert (code, output) == (0, "no change: v1 is already champion")
+
+
+def test_better_candidate_is_promoted_once_then_nothing_changes(mlflow_store, tiny_generator, params, tmp_path):
+    register_version(tiny_generator, metrics(5.0))
+    register_version(tiny_generator, metrics(3.0))
+    assert aliases() == {"candidate": "2", "champion": "1"}
+
+    code, output = promote(params, "--out", str(tmp_path / "decision.json"))
+    assert code == 0
+    assert output == ("promoted gan-generator v2 to champion (was v1): fd_ratio 3 < 5 (lower is better), "
+                      "champion v1")
+    assert aliases() == {"candidate": "2", "champion": "2"}
+    assert tags("2")["promotion.decision"] == "promoted"
+    assert tags("2")["promotion.replaced"] == "1" and tags("1")["promotion.replaced_by"] == "2"
+    assert '"changed": true' in (tmp_path / "decision.json").read_text()
+
+    before = tracking.client().get_model_version(NAME, "2")
+    code, output = promote(params)
+    assert (code, output) == (0, "no change: v2 is already champion")
+    after = tracking.client().get_model_version(NAME, "2")
+    assert aliases() == {"candidate": "2", "champion": "2"}
+    assert after.tags == before.tags and after.last_updated_timestamp == before.last_updated_timestamp
+
+
+def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(mlflow_store, tiny_generator, params):
+    register_version(tiny_generator, metrics(3.0))
+    register_version(tiny_generator, metrics(4.0))
+
+    code, output = promote(params)
+    assert code == 0
+    assert output == ("kept gan-generator v1 as champion, candidate v2 rejected: fd_ratio 4 >= 3 "
+                      "(lower is better), champion v1")
+    assert aliases() == {"candidate": "2", "champion": "1"}
+    assert tags("2")["promotion.decision"] == "rejected"
+    assert promote(params) == (code, output)  # a second refusal changes nothing either
+
+    code, output = promote(params, "--force")
+    assert code == 0 and output.startswith("forced gan-generator v2 to champion (was v1): --force; fd_ratio 4")
+    assert aliases() == {"candidate": "2", "champion": "2"}
+    assert tags("2")["promotion.decision"] == "forced"
+
+
+def test_candidate_from_another_featurizer_is_not_compared(mlflow_store, tiny_generator, params):
+    register_version(tiny_generator, metrics(3.0, featurizer="a" * 40))
+    register_version(tiny_generator, metrics(1.0, featurizer="b" * 40))
+    code, output = promote(params)
+    assert code == 0 and "featurizer bbbbbbbbbbbb differs from the champion's aaaaaaaaaaaa" in output
+    assert aliases()["champion"] == "1"
+
+
+def test_gate_metric_missing_from_the_versions_names_what_exists(mlflow_store, tiny_generator, tmp_path):
+    register_version(tiny_generator, metrics(3.0))
+    register_version(tiny_generator, metrics(2.0))
+    params = write_params(tmp_path / "params.yaml", promote={"metric": "kid", "direction": "lower"})
+    code, output = promote(params)
+    assert code == 1
+    assert "promote.metric: gan-generator v2 has no metric 'kid' (it has fd, fd_ratio, fd_real, num_samples)" \
+        in output
+
+
+@pytest.mark.parametrize("direction, margin, candidate, champion, wins", [
+    ("lower", 0.0, 2.0, 3.0, True),
+    ("lower", 0.0, 3.0, 3.0, False),  # a tie keeps the champion
+    ("lower", 0.5, 2.6, 3.0, False),  # better, but not by more than the margin
+    ("higher", 0.0, 0.9, 0.8, True),
+    ("higher", 0.0, 0.7, 0.8, False),
+    ("lower", 0.0, float("nan"), 3.0, False),
+])
+def test_gate_direction_and_margin(direction, margin, candidate, champion, wins):
+    gate = PromoteConfig(metric="m", direction=direction, min_improvement=margin)
+    assert registry.compare(gate, candidate, champion)[0] is wins
+
+
+def test_console_script_and_pipeline_entry_point(mlflow_store, tiny_generator, repo_root, tmp_path):
+    register_version(tiny_generator, metrics(3.0))
+    register_version(tiny_generator, metrics(2.0))
+    params = write_params(tmp_path / "params.yaml")
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_store)
+
+    # The pipeline stage refuses a candidate other than the version its register stage wrote.
+    stale = tmp_path / "registered.json"
+    stale.write_text('{"version": "1"}')
+    stage = subprocess.run([str(VENV_BIN / "python"), str(repo_root / "pipeline/promote.py"), "--params",
+                            str(params), "--registered", str(stale), "--out", str(tmp_path / "p.json")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert stage.returncode == 1
+    assert "is v2, not the v1 this pipeline registered; nothing changed" in stage.stderr
+    assert aliases()["champion"] == "1"
+
+    script = subprocess.run([str(VENV_BIN / "ganops"), "promote", "--params", str(params)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert script.returncode == 0, script.stderr
+    assert script.stdout.startswith("promoted gan-generator v2 to champion (was v1)")
+    assert aliases()["champion"] == "2"
