@@ -1,9 +1,9 @@
-"""Fixtures for the registry tests: a real SQLite store (the shared `mlflow_store`) and a tiny generator."""
+"""Fixtures for the registry tests: a real SQLite store per test and a tiny real generator."""
 
 from __future__ import annotations
 
 import pytest
-from registry_helpers import save_tiny_generator
+from registry_helpers import empty_store_template, save_tiny_generator, store  # noqa: F401
 
 
 @pytest.fixture(scope="session")

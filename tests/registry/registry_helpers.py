@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 VENV_BIN = Path(sys.executable).parent
@@ -105,3 +107,24 @@ def clean_env(**extra: str) -> dict:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def empty_store_template(tmp_path_factory) -> Path:
+    """An MLflow SQLite file with its schema created once: migrating a fresh file takes seconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def store(empty_store_template, tmp_path, monkeypatch) -> str:
+    """A real, empty SQLite MLflow store in tmp_path, selected the way users select a server."""
+    path = tmp_path / "mlflow.db"
+    shutil.copy(empty_store_template, path)
+    uri = f"sqlite:///{path}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return uri

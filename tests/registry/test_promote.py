@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ganops import registry, tracking
 from ganops.cli import app
 from ganops.config import PromoteConfig
+from ganops.errors import GanopsError
 
 NAME = "gan-generator"
 
@@ -36,13 +37,13 @@ def tags(version):
     return tracking.client().get_model_version(NAME, version).tags
 
 
-def test_promote_on_an_empty_registry_is_a_one_line_error(mlflow_store, params):
+def test_promote_on_an_empty_registry_is_a_one_line_error(store, params):
     code, output = promote(params)
     assert code == 1
     assert output.startswith("ganops promote: error: models:/gan-generator@candidate: no such model version")
 
 
-def test_first_registered_version_becomes_champion(mlflow_store, tiny_generator, params):
+def test_first_registered_version_becomes_champion(store, tiny_generator, params):
     first = register_version(tiny_generator, metrics(5.0))
     assert first["champion"] == "1"
     assert aliases() == {"candidate": "1", "champion": "1"}
@@ -51,7 +52,7 @@ def test_first_registered_version_becomes_champion(mlflow_store, tiny_generator,
     assert (code, output) == (0, "no change: v1 is already champion")
 
 
-def test_better_candidate_is_promoted_once_then_nothing_changes(mlflow_store, tiny_generator, params, tmp_path):
+def test_better_candidate_is_promoted_once_then_nothing_changes(store, tiny_generator, params, tmp_path):
     register_version(tiny_generator, metrics(5.0))
     register_version(tiny_generator, metrics(3.0))
     assert aliases() == {"candidate": "2", "champion": "1"}
@@ -73,7 +74,7 @@ def test_better_candidate_is_promoted_once_then_nothing_changes(mlflow_store, ti
     assert after.tags == before.tags and after.last_updated_timestamp == before.last_updated_timestamp
 
 
-def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(mlflow_store, tiny_generator, params):
+def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(store, tiny_generator, params):
     register_version(tiny_generator, metrics(3.0))
     register_version(tiny_generator, metrics(4.0))
 
@@ -91,7 +92,7 @@ def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(mlflow_
     assert tags("2")["promotion.decision"] == "forced"
 
 
-def test_candidate_from_another_featurizer_is_not_compared(mlflow_store, tiny_generator, params):
+def test_candidate_from_another_featurizer_is_not_compared(store, tiny_generator, params):
     register_version(tiny_generator, metrics(3.0, featurizer="a" * 40))
     register_version(tiny_generator, metrics(1.0, featurizer="b" * 40))
     code, output = promote(params)
@@ -99,7 +100,7 @@ def test_candidate_from_another_featurizer_is_not_compared(mlflow_store, tiny_ge
     assert aliases()["champion"] == "1"
 
 
-def test_gate_metric_missing_from_the_versions_names_what_exists(mlflow_store, tiny_generator, tmp_path):
+def test_gate_metric_missing_from_the_versions_names_what_exists(store, tiny_generator, tmp_path):
     register_version(tiny_generator, metrics(3.0))
     register_version(tiny_generator, metrics(2.0))
     params = write_params(tmp_path / "params.yaml", promote={"metric": "kid", "direction": "lower"})
@@ -122,24 +123,27 @@ def test_gate_direction_and_margin(direction, margin, candidate, champion, wins)
     assert registry.compare(gate, candidate, champion)[0] is wins
 
 
-def test_console_script_and_pipeline_entry_point(mlflow_store, tiny_generator, repo_root, tmp_path):
+def test_pipeline_stage_refuses_a_candidate_it_did_not_register(store, tiny_generator):
+    register_version(tiny_generator, metrics(3.0))
+    register_version(tiny_generator, metrics(2.0))
+    cfg = load_params_with_defaults()
+    with pytest.raises(GanopsError, match="is v2, not the v1 this pipeline registered; nothing changed"):
+        registry.promote(cfg.registry, cfg.promote, expected_candidate="1")
+    assert aliases()["champion"] == "1"
+
+
+def test_installed_console_script(store, tiny_generator, tmp_path):
     register_version(tiny_generator, metrics(3.0))
     register_version(tiny_generator, metrics(2.0))
     params = write_params(tmp_path / "params.yaml")
-    env = clean_env(MLFLOW_TRACKING_URI=mlflow_store)
-
-    # The pipeline stage refuses a candidate other than the version its register stage wrote.
-    stale = tmp_path / "registered.json"
-    stale.write_text('{"version": "1"}')
-    stage = subprocess.run([str(VENV_BIN / "python"), str(repo_root / "pipeline/promote.py"), "--params",
-                            str(params), "--registered", str(stale), "--out", str(tmp_path / "p.json")],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert stage.returncode == 1
-    assert "is v2, not the v1 this pipeline registered; nothing changed" in stage.stderr
-    assert aliases()["champion"] == "1"
-
-    script = subprocess.run([str(VENV_BIN / "ganops"), "promote", "--params", str(params)], env=env,
-                            capture_output=True, text=True, timeout=120)
+    script = subprocess.run([str(VENV_BIN / "ganops"), "promote", "--params", str(params)],
+                            env=clean_env(MLFLOW_TRACKING_URI=store), capture_output=True, text=True, timeout=120)
     assert script.returncode == 0, script.stderr
     assert script.stdout.startswith("promoted gan-generator v2 to champion (was v1)")
     assert aliases()["champion"] == "2"
+
+
+def load_params_with_defaults():
+    from ganops.config import Params
+
+    return Params()

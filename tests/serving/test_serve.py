@@ -1,0 +1,99 @@
+"""A real `mlflow models serve` of the champion, started once for this module on a free localhost port:
+good requests get images of the right shape, bad ones a 400 with a clear message, and the server keeps
+serving after them."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from registry_helpers import IMAGE_SHAPE, LATENT_DIM, VENV_BIN, clean_env, free_port, metrics, register_version
+from registry_helpers import save_tiny_generator, server
+
+from ganops.config import RegisterConfig
+
+LIMIT = 16
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        register_version(save_tiny_generator(root / "generator.keras"), metrics(2.0),
+                         RegisterConfig(max_images_per_request=LIMIT))
+        from ganops import registry
+
+        local = registry.load("models:/gan-generator@champion")
+        port = free_port()
+        command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", "models:/gan-generator@champion",
+                   "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+        with server(command, f"http://127.0.0.1:{port}/ping", clean_env(MLFLOW_TRACKING_URI=uri),
+                    root / "serve.log", timeout=120):
+            yield f"http://127.0.0.1:{port}/invocations", local
+
+
+def post(url: str, body) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_good_request_returns_the_images_the_local_model_draws(served):
+    url, local = served
+    # Rows of both kinds share a request when the unused key is an explicit null.
+    status, answer = post(url, {"dataframe_records": [{"n": 3, "seed": 7, "latent": None},
+                                                    {"latent": [0.5] * LATENT_DIM}]})
+    assert status == 200
+    images = np.asarray(answer["predictions"], np.float32)
+    assert images.shape == (4, *IMAGE_SHAPE)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    import pandas as pd
+
+    expected = local.predict(pd.DataFrame([{"n": 3.0, "seed": 7.0}]))
+    np.testing.assert_allclose(images[:3], expected, atol=1e-5)
+
+
+def test_png_format_returns_decodable_pngs(served):
+    from PIL import Image
+
+    status, answer = post(served[0], {"dataframe_records": [{"n": 2}], "params": {"format": "png"}})
+    assert status == 200 and len(answer["predictions"]) == 2
+    image = Image.open(io.BytesIO(base64.b64decode(answer["predictions"][0])))
+    assert image.size == IMAGE_SHAPE[:2] and image.mode == "L"
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"dataframe_records": [{"n": LIMIT + 1}]}, f"row 0: n=17 is outside 1..{LIMIT}"),
+    ({"dataframe_records": [{"n": 10}, {"n": 10}]}, f"request asks for more than {LIMIT} images"),
+    ({"dataframe_records": [{"latent": [0.1, 0.2, 0.3]}]}, "row 0: latent has 3 values; this generator takes 4"),
+    ({"dataframe_records": [{"n": "lots"}]}, "Failed to convert column n"),
+    ({"dataframe_records": [{"latent": ["a", "b", "c", "d"]}]}, "Failed to convert column latent"),
+    ({"dataframe_records": [{"n": 2, "label": 3}]}, "row 0: this generator is unconditional and takes no label"),
+    ({"dataframe_records": [{"n": 2.5}]}, "row 0: n: 2.5 is not a whole number"),
+    ({"dataframe_records": [{"seed": 1}]}, "row 0: give either n (a count) or latent"),
+    ({"dataframe_records": [{"n": 2}], "params": {"format": "gif"}}, "params.format: 'gif' is not one of"),
+    (b"{not json", "Invalid input"),
+])
+def test_bad_request_is_a_400_with_a_clear_message(served, body, message):
+    status, answer = post(served[0], body)
+    assert status == 400
+    assert answer["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+    assert message in answer["message"]
+
+
+def test_server_still_answers_after_bad_requests(served):
+    post(served[0], {"dataframe_records": [{"n": 10_000}]})
+    status, answer = post(served[0], {"dataframe_records": [{"n": 1}]})
+    assert status == 200 and np.asarray(answer["predictions"]).shape == (1, *IMAGE_SHAPE)
