@@ -475,32 +475,34 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
     if candidate is None:
         raise GanopsError(f"models:/{cfg.model_name}@{cfg.alias}: no such model version in "
                           f"{tracking.tracking_uri()} (run the register stage first)")
-    if expected_candidate is not None and candidate.version != expected_candidate:
+    # Versions are ints from a SQLite store and strings from a tracking server: compare as strings.
+    v = str(candidate.version)
+    if expected_candidate is not None and v != str(expected_candidate):
         raise GanopsError(f"models:/{cfg.model_name}@{cfg.alias} is v{candidate.version}, not the v"
                           f"{expected_candidate} this pipeline registered; nothing changed")
     champion = _alias_version(client, cfg.model_name, cfg.champion_alias)
-    v = candidate.version
     if champion is None:
         return _move_champion(client, cfg, v, None, "no champion yet", "promoted")
-    if champion.version == v:
+    previous = str(champion.version)
+    if previous == v:
         return Decision(cfg.model_name, v, v, v, "unchanged", f"v{v} is already champion")
 
     candidate_value = _gate_metric(cfg.model_name, candidate, gate.metric)
     champion_value = _gate_metric(cfg.model_name, champion, gate.metric)
     wins, why = compare(gate, candidate_value, champion_value)
-    why = f"{why}, champion v{champion.version}"
+    why = f"{why}, champion v{previous}"
     featurizers = (candidate.tags.get("featurizer_hash"), champion.tags.get("featurizer_hash"))
     if gate.require_same_featurizer and featurizers[0] != featurizers[1]:
         wins = False
         why = (f"featurizer {str(featurizers[0])[:12]} differs from the champion's {str(featurizers[1])[:12]}, "
                f"so {gate.metric} is not comparable (promote.require_same_featurizer); {why}")
     if force:
-        return _move_champion(client, cfg, v, champion.version, f"--force; {why}", "forced")
+        return _move_champion(client, cfg, v, previous, f"--force; {why}", "forced")
     if wins:
-        return _move_champion(client, cfg, v, champion.version, why, "promoted")
+        return _move_champion(client, cfg, v, previous, why, "promoted")
     client.set_model_version_tag(cfg.model_name, v, "promotion.decision", "rejected")
     client.set_model_version_tag(cfg.model_name, v, "promotion.reason", why)
-    return Decision(cfg.model_name, v, champion.version, champion.version, "rejected", why)
+    return Decision(cfg.model_name, v, previous, previous, "rejected", why)
 
 
 def write_decision(path: str | Path, decision: Decision) -> None:

@@ -130,6 +130,7 @@ def test_pipeline_stage_refuses_a_candidate_it_did_not_register(store, tiny_gene
     with pytest.raises(GanopsError, match="is v2, not the v1 this pipeline registered; nothing changed"):
         registry.promote(cfg.registry, cfg.promote, expected_candidate="1")
     assert aliases()["champion"] == "1"
+    assert registry.promote(cfg.registry, cfg.promote, expected_candidate="2").champion_after == "2"
 
 
 def test_installed_console_script(store, tiny_generator, tmp_path):
