@@ -148,3 +148,22 @@ def load_params_with_defaults():
     from ganops.config import Params
 
     return Params()
+
+
+def test_opt_in_promote_stage_is_valid_once_uncommented(repo_root):
+    import yaml
+
+    lines = (repo_root / "dvc.yaml").read_text().splitlines()
+    start = lines.index("  # promote:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  #"):
+            break
+        block.append("  " + line[len("  # "):])
+    stage = yaml.safe_load("\n".join(block))["promote"]
+    script, *args = stage["cmd"].split()[1:]
+    assert (repo_root / script).exists() and script in stage["deps"]
+    assert args[args.index("--registered") + 1] in stage["deps"]
+    assert list(stage["outs"][0]) == [args[args.index("--out") + 1]]
+    assert stage["params"] == ["promote"]
+    assert "promote" not in yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]  # off by default
