@@ -11,8 +11,10 @@ or `inputs`):
 - `{"latent": [..latent_dim numbers..]}`: one image from that latent vector;
 - `"label": c` on either kind for a conditional generator (required with `latent`; with `n`, labels
   are drawn when absent); refused for an unconditional one.
-The output stacks the rows' images in order: NHWC float32 in [-1, 1], or base64 PNG strings with
-the request param `{"format": "png"}`. At most `register.max_images_per_request` images per request.
+Rows of both kinds share a request when each gives the other key as an explicit null (MLflow's
+schema check refuses a missing array value). The output stacks the rows' images in order: NHWC float32
+in [-1, 1], or base64 PNG strings with the request param `{"format": "png"}`. At most
+`register.max_images_per_request` images per request.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
         """Images for checked rows, in row order. Explicit latents go through the network in one batch."""
         pieces: list[np.ndarray | None] = []
         latent_rows = [i for i, d in enumerate(draws) if d.latent is not None]
-        for draw in draws:
-            pieces.append(None if draw.latent is not None else self.images(draw.count, draw.seed, draw.label))
+        for row in draws:
+            pieces.append(None if row.latent is not None else self.images(row.count, row.seed, row.label))
         if latent_rows:
             latent = np.stack([draws[i].latent for i in latent_rows]).astype(np.float32)
             labels = None
@@ -397,7 +399,8 @@ def generate_pngs(model_uri: str, count: int, seed: int, label: int | None, out_
 @dataclasses.dataclass(frozen=True)
 class Decision:
     name: str
-    candidate: str  # version numbers as MLflow returns them (strings)
+    alias: str  # the champion alias
+    candidate: str  # version numbers, as strings
     champion_before: str | None
     champion_after: str | None
     outcome: str  # promoted | forced | rejected | unchanged
@@ -410,9 +413,9 @@ class Decision:
     def line(self) -> str:
         if self.outcome in ("promoted", "forced"):
             was = f" (was v{self.champion_before})" if self.champion_before else ""
-            return f"{self.outcome} {self.name} v{self.candidate} to champion{was}: {self.reason}"
+            return f"{self.outcome} {self.name} v{self.candidate} to {self.alias}{was}: {self.reason}"
         if self.outcome == "rejected":
-            return (f"kept {self.name} v{self.champion_before} as champion, candidate v{self.candidate} "
+            return (f"kept {self.name} v{self.champion_before} as {self.alias}, candidate v{self.candidate} "
                     f"rejected: {self.reason}")
         return f"no change: {self.reason}"
 
@@ -421,7 +424,8 @@ def _alias_version(client, name: str, alias: str) -> Any | None:
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(exc):
+        # A missing model is RESOURCE_DOES_NOT_EXIST; a missing alias only says so in its message.
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None
         raise
 
@@ -461,7 +465,7 @@ def _move_champion(client, cfg: RegisterConfig, version: str, before: str | None
     if before:
         client.set_model_version_tag(cfg.model_name, version, "promotion.replaced", before)
         client.set_model_version_tag(cfg.model_name, before, "promotion.replaced_by", version)
-    return Decision(cfg.model_name, version, before, version, outcome, reason)
+    return Decision(cfg.model_name, cfg.champion_alias, version, before, version, outcome, reason)
 
 
 def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
@@ -485,7 +489,8 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
         return _move_champion(client, cfg, v, None, "no champion yet", "promoted")
     previous = str(champion.version)
     if previous == v:
-        return Decision(cfg.model_name, v, v, v, "unchanged", f"v{v} is already champion")
+        return Decision(cfg.model_name, cfg.champion_alias, v, v, v, "unchanged",
+                        f"v{v} is already {cfg.champion_alias}")
 
     candidate_value = _gate_metric(cfg.model_name, candidate, gate.metric)
     champion_value = _gate_metric(cfg.model_name, champion, gate.metric)
@@ -502,7 +507,7 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
         return _move_champion(client, cfg, v, previous, why, "promoted")
     client.set_model_version_tag(cfg.model_name, v, "promotion.decision", "rejected")
     client.set_model_version_tag(cfg.model_name, v, "promotion.reason", why)
-    return Decision(cfg.model_name, v, previous, previous, "rejected", why)
+    return Decision(cfg.model_name, cfg.champion_alias, v, previous, previous, "rejected", why)
 
 
 def write_decision(path: str | Path, decision: Decision) -> None:
