@@ -289,7 +289,8 @@ def version_tags(metrics: dict[str, Any], run_id: str, run: Any) -> dict[str, st
 
 
 def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, Any]) -> str:
-    metrics = ", ".join(f"{k.removeprefix('metric.')}={v}" for k, v in sorted(tags.items())
+    # Rounded for reading; the tags keep the exact values the gate compares.
+    metrics = ", ".join(f"{k.removeprefix('metric.')}={float(v):.4g}" for k, v in sorted(tags.items())
                         if k.startswith("metric."))
     kind = (f"conditional on {settings['num_classes']} labels" if settings["num_classes"]
             else "unconditional")
