@@ -23,10 +23,13 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     source: Literal["digits", "idx", "npz", "folder", "csv"] = "digits"
-    path: str | None = None  # image file or folder; unused for the built-in digits
+    path: str | None = None  # image file or folder (relative to the working directory); unused for digits
     labels_path: str | None = None  # idx: the label file (optional)
+    label_column: str | None = "label"  # csv: the label column's header; null when the table is unlabelled
     image_size: int = Field(8, ge=4, le=512)  # square side after resizing (PIL bicubic)
     channels: Literal[1, 3] = 1
+    convert_mixed_channels: bool = False  # folder: convert a mix of gray and RGB files instead of failing
+    skip_unreadable: bool = False  # folder: skip (and report) files that cannot be decoded instead of failing
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     max_images: int | None = Field(None, ge=2)
     seed: int = 0
@@ -35,6 +38,8 @@ class DataConfig(_Section):
     def _source_needs_path(self) -> DataConfig:
         if self.source != "digits" and not self.path:
             raise ValueError(f"data.path: required when data.source is {self.source!r}")
+        if self.labels_path and self.source != "idx":
+            raise ValueError(f"data.labels_path: only the idx source reads a label file, not {self.source!r}")
         return self
 
 

@@ -1,0 +1,156 @@
+"""What every source shares: the loaded-images record, the one resize filter, pixel and label checks.
+
+Every source hands back pixels already resized to `cfg.image_size` with `cfg.channels` channels and
+scaled to [0, 1], so everything after `sources.load` sees one layout whatever the input was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ganops.config import DataConfig
+from ganops.errors import GanopsError
+
+# PIL's bicubic filter (antialiased when shrinking): the one high-quality filter, fixed for all sources.
+# Metrics computed on images resized two different ways are not comparable.
+RESIZE_FILTER = Image.Resampling.BICUBIC
+# ITU-R 601 luma, for RGB → grayscale.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_RESIZE_CHUNK = 4096  # images per matrix product: bounds the temporary memory of a resize
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedImages:
+    images: np.ndarray  # float32 (N, S, S, C) in [0, 1]
+    labels: np.ndarray | None  # int64 (N,), or None when the source is unlabelled
+    sources: list[str]  # where each image came from: a file name or "file:row"
+    orig_shapes: np.ndarray  # int64 (N, 3): height, width, channels before resizing
+    classes: dict[int, str] | None = None  # label → class name, where the source names its classes
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, problem)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@functools.lru_cache(maxsize=32)
+def resize_matrix(src: int, dst: int) -> np.ndarray:
+    """(src, dst) float32 weights of PIL's bicubic resize along one axis: `row @ M` resizes a row.
+
+    PIL resizes separably and linearly in float mode "F", so resizing the identity gives its exact
+    weights; applying them as a matrix product resizes a whole batch at once instead of looping in Python.
+    """
+    identity = Image.fromarray(np.eye(src, dtype=np.float32))  # mode "F"
+    return np.asarray(identity.resize((dst, src), RESIZE_FILTER), dtype=np.float32)
+
+
+def resize_to(images01: np.ndarray, size: int) -> np.ndarray:
+    """Resize float [0, 1] NHWC images to size×size with `RESIZE_FILTER`; a no-op when already there."""
+    n, height, width, channels = images01.shape
+    if (height, width) == (size, size):
+        return images01.astype(np.float32, copy=False)
+    rows, cols = resize_matrix(height, size), resize_matrix(width, size)
+    out = np.empty((n, size, size, channels), dtype=np.float32)
+    for start in range(0, n, _RESIZE_CHUNK):
+        chunk = images01[start:start + _RESIZE_CHUNK].astype(np.float32, copy=False)
+        out[start:start + _RESIZE_CHUNK] = np.einsum("hy,nhwc,wx->nyxc", rows, chunk, cols, optimize=True)
+    # Bicubic overshoots at edges; clip back into the pixel range.
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def match_channels(images01: np.ndarray, channels: int, where: str) -> np.ndarray:
+    """Convert NHWC images between grayscale and RGB (ITU-R 601 luma for RGB → gray)."""
+    have = images01.shape[-1]
+    if have == channels:
+        return images01
+    if have == 1 and channels == 3:
+        return np.repeat(images01, 3, axis=-1)
+    if have == 3 and channels == 1:
+        return (images01 @ LUMA)[..., None].astype(np.float32, copy=False)
+    raise GanopsError(f"{where}: images have {have} channels, cannot convert to {channels}")
+
+
+def finish(images01: np.ndarray, cfg: DataConfig, where: str) -> np.ndarray:
+    """Bring float [0, 1] NHWC images to `cfg.channels` and `cfg.image_size`, resizing the fewer channels."""
+    if images01.shape[-1] > cfg.channels:
+        return resize_to(match_channels(images01, cfg.channels, where), cfg.image_size)
+    return match_channels(resize_to(images01, cfg.image_size), cfg.channels, where)
+
+
+def unit_from_integers(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (or uint16) pixels → float32 [0, 1], the same arithmetic for every source."""
+    full_scale = np.float32(np.iinfo(pixels.dtype).max)
+    return np.divide(pixels, full_scale, dtype=np.float32)
+
+
+def unit_from_numbers(pixels: np.ndarray, where: str, describe: callable) -> np.ndarray:
+    """Numeric pixels on a 0–255 or a 0–1 scale → float32 [0, 1].
+
+    Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
+    is 0 or 1 would be read as 0–1, which only happens for images that are black anyway.
+    `describe(flat_index)` names the position of a bad value (row, column or index) in the message.
+    """
+    if pixels.dtype.kind == "b" or pixels.dtype.kind not in "iuf":
+        raise GanopsError(f"{where}: pixels must be numbers, got dtype {pixels.dtype}")
+    if pixels.dtype == np.uint8:
+        return unit_from_integers(pixels)
+    if pixels.dtype.kind == "f":
+        bad = ~np.isfinite(pixels)
+        if bad.any():
+            first = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise GanopsError(f"{where}: {describe(first)}: missing or non-finite pixel value")
+    low, high = pixels.min(initial=0), pixels.max(initial=0)
+    scale = 1.0 if pixels.dtype.kind == "f" and high <= 1.0 else 255.0
+    if low < 0 or high > 255:
+        flat = pixels.reshape(-1)
+        first = int(np.flatnonzero((flat < 0) | (flat > 255))[0])
+        raise GanopsError(f"{where}: {describe(first)}: pixel value {flat[first]} is outside 0–255 and 0–1")
+    return np.divide(pixels, np.float32(scale), dtype=np.float32)
+
+
+def integer_labels(values: np.ndarray, where: str, describe: callable) -> np.ndarray:
+    """Labels as int64 ≥ 0; floats are accepted only when they hold whole numbers."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        labels = values.astype(np.int64)
+    elif values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            first = int(np.flatnonzero(~whole)[0])
+            raise GanopsError(f"{where}: {describe(first)}: label {values[first]!r} is not an integer")
+        labels = values.astype(np.int64)
+    else:
+        for i, value in enumerate(values):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = float("nan")
+            if not (np.isfinite(number) and number == int(number)):
+                raise GanopsError(f"{where}: {describe(i)}: label {value!r} is not an integer")
+        labels = values.astype(np.float64).astype(np.int64)
+    if labels.size and labels.min() < 0:
+        first = int(np.flatnonzero(labels < 0)[0])
+        raise GanopsError(f"{where}: {describe(first)}: label {labels[first]} is negative")
+    return labels
+
+
+def existing(path: str | None, kind: str, key: str = "data.path") -> Path:
+    """`path` (the value of param `key`) as an existing file or folder (`kind`), else a clear error."""
+    if not path:
+        raise GanopsError(f"{key}: required for this data.source")
+    resolved = Path(path)
+    if not resolved.exists():
+        raise GanopsError(f"{resolved}: not found ({key})")
+    if kind == "folder" and not resolved.is_dir():
+        raise GanopsError(f"{resolved}: is a file, the folder source needs a folder ({key})")
+    if kind == "file" and resolved.is_dir():
+        raise GanopsError(f"{resolved}: is a folder, this source needs a file ({key})")
+    return resolved
+
+
+def uniform_shapes(count: int, shape: tuple[int, int, int]) -> np.ndarray:
+    return np.tile(np.array(shape, dtype=np.int64), (count, 1))
