@@ -108,7 +108,7 @@ def unit_from_numbers(pixels: np.ndarray, where: str, describe: callable) -> np.
     if low < 0 or high > 255:
         flat = pixels.reshape(-1)
         first = int(np.flatnonzero((flat < 0) | (flat > 255))[0])
-        raise GanopsError(f"{where}: {describe(first)}: pixel value {flat[first]} is outside 0–255 and 0–1")
+        raise GanopsError(f"{where}: {describe(first)}: pixel value {flat[first].item()} is outside 0–255 and 0–1")
     return np.divide(pixels, np.float32(scale), dtype=np.float32)
 
 
@@ -121,7 +121,7 @@ def integer_labels(values: np.ndarray, where: str, describe: callable) -> np.nda
         whole = np.isfinite(values) & (values == np.round(values))
         if not whole.all():
             first = int(np.flatnonzero(~whole)[0])
-            raise GanopsError(f"{where}: {describe(first)}: label {values[first]!r} is not an integer")
+            raise GanopsError(f"{where}: {describe(first)}: label {float(values[first])} is not an integer")
         labels = values.astype(np.int64)
     else:
         for i, value in enumerate(values):
@@ -134,7 +134,7 @@ def integer_labels(values: np.ndarray, where: str, describe: callable) -> np.nda
         labels = values.astype(np.float64).astype(np.int64)
     if labels.size and labels.min() < 0:
         first = int(np.flatnonzero(labels < 0)[0])
-        raise GanopsError(f"{where}: {describe(first)}: label {labels[first]} is negative")
+        raise GanopsError(f"{where}: {describe(first)}: label {labels[first].item()} is negative")
     return labels
 
 
