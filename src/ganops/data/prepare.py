@@ -27,7 +27,7 @@ _SUMMARY_CHUNK = 8192  # images per statistics pass: bounds the temporaries of s
 def image_hashes(images: np.ndarray) -> list[str]:
     """sha1 of each image's bytes: equal images (duplicates, train/holdout leaks) share a hash."""
     flat = np.ascontiguousarray(images).reshape(len(images), -1)
-    return [hashlib.sha1(row.tobytes()).hexdigest() for row in flat]
+    return [hashlib.sha1(row).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
 
 def summarise(images: np.ndarray, labels: np.ndarray | None, split: str,
@@ -81,7 +81,7 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
     labels = loaded.labels[keep] if loaded.labels is not None else None
 
     train_idx, holdout_idx = split_indices(len(keep), labels, cfg)
-    tables, splits = [], {}
+    tables, splits, hashes = [], {}, {}
     for name, idx in (("train", train_idx), ("holdout", holdout_idx)):
         rows = keep[idx]
         images = np.take(loaded.images, rows, axis=0)
@@ -91,11 +91,12 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
         splits[name] = artifacts.Split(images=images, labels=split_labels)
         tables.append(summarise(images, split_labels, name,
                                 [loaded.sources[r] for r in rows], loaded.orig_shapes[rows]))
+        hashes[name] = tables[-1]["hash"].tolist()
     summary = pd.concat(tables, ignore_index=True)
 
     data_hash = hashlib.sha1()
     for name in ("train", "holdout"):
-        data_hash.update("".join(summary.loc[summary["split"] == name, "hash"]).encode())
+        data_hash.update("".join(hashes[name]).encode())
         if splits[name].labels is not None:
             data_hash.update(splits[name].labels.tobytes())
     _, height, width, channels = loaded.images.shape

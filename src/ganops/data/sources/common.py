@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def unit_from_integers(pixels: np.ndarray) -> np.ndarray:
     return np.divide(pixels, full_scale, dtype=np.float32)
 
 
-def unit_from_numbers(pixels: np.ndarray, where: str, describe: callable) -> np.ndarray:
+def unit_from_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]) -> np.ndarray:
     """Numeric pixels on a 0–255 or a 0–1 scale → float32 [0, 1].
 
     Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
@@ -112,7 +113,7 @@ def unit_from_numbers(pixels: np.ndarray, where: str, describe: callable) -> np.
     return np.divide(pixels, np.float32(scale), dtype=np.float32)
 
 
-def integer_labels(values: np.ndarray, where: str, describe: callable) -> np.ndarray:
+def integer_labels(values: np.ndarray, where: str, describe: Callable[[int], str]) -> np.ndarray:
     """Labels as int64 ≥ 0; floats are accepted only when they hold whole numbers."""
     values = np.asarray(values)
     if values.dtype.kind in "iu":
