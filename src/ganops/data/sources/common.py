@@ -94,6 +94,7 @@ def unit_from_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], 
     Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
     is 0 or 1 would be read as 0–1, which only happens for images that are black anyway.
     `describe(flat_index)` names the position of a bad value (row, column or index) in the message.
+    Writable float32 input is scaled in place.
     """
     if pixels.dtype.kind == "b" or pixels.dtype.kind not in "iuf":
         raise GanopsError(f"{where}: pixels must be numbers, got dtype {pixels.dtype}")
@@ -110,6 +111,8 @@ def unit_from_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], 
         flat = pixels.reshape(-1)
         first = int(np.flatnonzero((flat < 0) | (flat > 255))[0])
         raise GanopsError(f"{where}: {describe(first)}: pixel value {flat[first].item()} is outside 0–255 and 0–1")
+    if pixels.dtype == np.float32 and pixels.flags.writeable:  # ours to reuse: no second 220 MB array
+        return np.divide(pixels, np.float32(scale), out=pixels)
     return np.divide(pixels, np.float32(scale), dtype=np.float32)
 
 
