@@ -36,3 +36,9 @@ def test_resize_to_28_uses_one_filter(tmp_path):
     assert info.image_shape == (28, 28, 3)
     assert split.images.shape[1:] == (28, 28, 3)
     assert -1.0 <= split.images.min() and split.images.max() <= 1.0
+
+
+def test_prepare_records_where_the_images_came_from(prepared_digits):
+    provenance = artifacts.read_json(prepared_digits / prepare.SOURCE_FILE)
+    assert provenance == {"source": "digits", "path": None, "labels_path": None, "images_read": 1797,
+                          "classes": None, "skipped": []}
