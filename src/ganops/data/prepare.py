@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +32,20 @@ def image_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha1(row).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
 
+def _chunk_statistics(chunk: np.ndarray) -> tuple:
+    with np.errstate(invalid="ignore"):
+        return (chunk.min(axis=1), chunk.max(axis=1), chunk.mean(axis=1), chunk.std(axis=1),
+                (~np.isfinite(chunk)).sum(axis=1), image_hashes(chunk))
+
+
 def summarise(images: np.ndarray, labels: np.ndarray | None, split: str,
               source_names: list[str], orig_shapes: np.ndarray) -> pd.DataFrame:
-    flat = images.reshape(len(images), -1)
-    stats = {name: np.empty(len(images), dtype=np.float32) for name in ("min", "max", "mean", "std")}
-    nonfinite = np.empty(len(images), dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        for start in range(0, len(images), _SUMMARY_CHUNK):
-            chunk = flat[start:start + _SUMMARY_CHUNK]
-            part = slice(start, start + len(chunk))
-            stats["min"][part], stats["max"][part] = chunk.min(axis=1), chunk.max(axis=1)
-            stats["mean"][part], stats["std"][part] = chunk.mean(axis=1), chunk.std(axis=1)
-            nonfinite[part] = (~np.isfinite(chunk)).sum(axis=1)
+    flat = np.ascontiguousarray(images).reshape(len(images), -1)
+    chunks = [flat[start:start + _SUMMARY_CHUNK] for start in range(0, len(flat), _SUMMARY_CHUNK)]
+    # numpy reductions and sha1 of buffers over 2 KB release the GIL: threads use every core.
+    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        parts = list(pool.map(_chunk_statistics, chunks))
+    columns = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0) for i in range(5)]
     return pd.DataFrame({
         "index": np.arange(len(images), dtype=np.int64),
         "split": split,
@@ -50,9 +54,12 @@ def summarise(images: np.ndarray, labels: np.ndarray | None, split: str,
         "orig_height": orig_shapes[:, 0],
         "orig_width": orig_shapes[:, 1],
         "orig_channels": orig_shapes[:, 2],
-        **stats,
-        "nonfinite": nonfinite,
-        "hash": image_hashes(images),
+        "min": columns[0].astype(np.float32),
+        "max": columns[1].astype(np.float32),
+        "mean": columns[2].astype(np.float32),
+        "std": columns[3].astype(np.float32),
+        "nonfinite": columns[4].astype(np.int64),
+        "hash": [digest for part in parts for digest in part[5]],
     })
 
 
