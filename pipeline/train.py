@@ -1,4 +1,5 @@
-"""Stage train: fit the GAN, save the EMA generator and loss history, start the pipeline's MLflow run."""
+"""Stage train: fit the GAN (resuming from its last compatible checkpoint), save the EMA generator and loss
+history, start the pipeline's MLflow run (or continue the one an interrupted execution started)."""
 
 import argparse
 
@@ -11,13 +12,16 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", required=True)
     parser.add_argument("--out", required=True, help="model folder (generator, history, run id)")
+    parser.add_argument("--checkpoints", default=None,
+                        help="persistent checkpoint folder to resume from and write to (none: no checkpoints)")
     args = parser.parse_args()
 
     from ganops.config import load_params
     from ganops.training import train
 
-    result = train.run(load_params(args.params).train, args.prepared, args.out)
-    print(f"trained {result.steps} steps in {result.seconds:.0f}s", flush=True)
+    result = train.run(load_params(args.params).train, args.prepared, args.out, args.checkpoints)
+    budget = " (time budget reached)" if result.stopped_by_budget else ""
+    print(f"trained {result.steps} steps in {result.total_seconds:.0f}s{budget}", flush=True)
 
 
 if __name__ == "__main__":

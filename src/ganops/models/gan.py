@@ -1,8 +1,17 @@
-"""The GAN as one `keras.Model`: `compile` takes two optimizers, `train_step` does one discriminator and
-one generator update, and a generator EMA is kept by hand (Keras' `use_ema` only knows one optimizer).
+"""The GAN as one `keras.Model`: `compile` takes two optimizers and the loss, `train_step` updates the
+discriminator and the generator once, a generator EMA is kept by hand (Keras' `use_ema` only knows the one
+optimizer given to `compile`), and `metrics` exposes the loss trackers.
 
-Sub-models are always called with `training=True` inside `train_step`: without it Dropout and
-BatchNormalization silently run in inference mode.
+One step (simultaneous updates, as in the TensorFlow DCGAN tutorial and TTUR): one generator forward pass
+feeds both losses, so a step costs one G forward/backward and one D forward per image set, not two.
+The two learning rates (TTUR, Heusel et al. 2017) take the role of WGAN's several critic steps.
+
+Sub-models are always called with `training=True` inside `train_step`: without it Dropout drops nothing,
+BatchNormalization uses inference statistics and SpectralNormalization does not normalise.
+
+Randomness comes from two `SeedGenerator`s held by the model (latents/penalties and augmentation), so their
+state is checkpointed with the weights. Under a `tf.distribute` strategy each replica folds its replica id
+into the seed, so replicas draw different latents and augmentations.
 """
 
 from __future__ import annotations
@@ -10,82 +19,176 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ganops.models import losses
+from ganops.models import augment, losses
+
+
+def _replica_seed(seed_generator: keras.random.SeedGenerator):
+    seed = tf.cast(seed_generator.next(), tf.int64)
+    context = tf.distribute.get_replica_context()
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    # Streams advance the second element by one per draw: an offset of 2³² keeps replicas' streams apart.
+    return seed + tf.stack([tf.constant(0, tf.int64), tf.cast(replica, tf.int64) * (1 << 32)])
 
 
 @keras.saving.register_keras_serializable(package="ganops")
 class GAN(keras.Model):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
-                 ema_decay: float = 0.999, seed: int = 0, **kwargs):
+                 num_classes: int = 0, ema_decay: float = 0.999, augment_policy=(), seed: int = 0,
+                 ema_generator: keras.Model | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.ema_decay = ema_decay
+        self.augment_policy = tuple(augment_policy)
         self.seed = seed
-        # The EMA generator is the product: evaluation, registration and serving use it.
-        self.ema_generator = keras.models.clone_model(generator)
-        self.ema_generator.set_weights(generator.get_weights())
-        self.ema_generator.trainable = False
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # The EMA generator is the product: evaluation, registration and serving use it. Under mixed
+        # precision the caller passes a float32 twin so the saved model computes in float32 everywhere.
+        if ema_generator is None:
+            ema_generator = keras.models.clone_model(generator)
+        ema_generator.set_weights(generator.get_weights())
+        ema_generator.trainable = False
+        self.ema_generator = ema_generator
+        self.latent_seeds = keras.random.SeedGenerator(seed, name="latent_seeds")
+        self.augment_seeds = keras.random.SeedGenerator(seed + 1, name="augment_seeds")
+        # Counted here rather than read from an optimizer: a LossScaleOptimizer skips overflowing steps.
+        self.steps_done = keras.Variable(0, dtype="int64", trainable=False, name="steps_done",
+                                         aggregation="only_first_replica")
+        # -1 while all losses are finite, else the first step whose loss was NaN/inf.
+        self.nonfinite_step = keras.Variable(-1, dtype="int64", trainable=False, name="nonfinite_step",
+                                             aggregation="only_first_replica")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self._multi_step_function = None
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
-                loss: str = "nonsaturating", **kwargs):
+                loss: str = "nonsaturating", gp_weight: float = 10.0, r1_weight: float = 0.0, **kwargs):
         super().compile(**kwargs)
+        if loss not in losses.LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(losses.LOSSES)}")
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self.loss_name = loss
+        self.gp_weight = gp_weight
+        self.r1_weight = r1_weight
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[loss]
+        self._multi_step_function = None
+
+    def build_optimizers(self):
+        """Create the optimizers' slot variables now. Needed before restoring a checkpoint: loading into
+        unbuilt optimizers would find nothing to load into."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
 
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
-    def call(self, latent, training=False):
-        return self.ema_generator(latent, training=training)
+    def call(self, inputs, training=False):
+        return self.ema_generator(inputs, training=training)
 
-    def sample_latent(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+    # ---- one training step -------------------------------------------------------------------------
+    def _unpack(self, data):
+        if isinstance(data, tuple | list):
+            images, labels = data[0], (data[1] if len(data) > 1 else None)
+        else:
+            images, labels = data, None
+        if self.num_classes and labels is None:
+            raise ValueError("a conditional GAN trains on (images, labels) batches")
+        return images, (tf.cast(labels, tf.int32) if self.num_classes else None)
 
-    def train_step(self, real_images):
-        batch_size = tf.shape(real_images)[0]
+    def _with_labels(self, tensor, labels):
+        return [tensor, labels] if self.num_classes else tensor
 
-        latent = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake_images = self.generator(latent, training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
+    def _augment(self, images):
+        if not self.augment_policy:
+            return images
+        return augment.diff_augment(images, self.augment_policy, _replica_seed(self.augment_seeds))
+
+    def train_step(self, data):
+        real_images, labels = self._unpack(data)
+        batch = tf.shape(real_images)[0]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        latent = tf.random.stateless_normal((batch, self.latent_dim), seed=_replica_seed(self.latent_seeds))
+        # Fakes carry the real batch's labels, so the generator sees the data's class frequencies.
+        critic = (lambda images: self.discriminator(self._with_labels(images, labels), training=True))
+
+        with tf.GradientTape(persistent=True) as tape:
+            fake_images = self.generator(self._with_labels(latent, labels), training=True)
+            real_seen = self._augment(real_images)
+            fake_seen = self._augment(fake_images)
+            real_logits = critic(real_seen)
+            fake_logits = critic(fake_seen)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
-        d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
-
-        latent = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake_images = self.generator(latent, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
             g_loss = self.g_loss_fn(fake_logits)
-        g_grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+            d_total = d_loss
+            if self.loss_name == "wgan-gp":
+                alpha = losses.interpolation_weights(batch, _replica_seed(self.latent_seeds))
+                d_total += self.gp_weight * losses.gradient_penalty(
+                    critic, real_seen, tf.stop_gradient(fake_seen), alpha)
+            if self.r1_weight:
+                d_total += 0.5 * self.r1_weight * losses.r1_penalty(critic, real_seen)
+            # Gradients are summed over replicas, so each replica's loss counts 1/replicas.
+            d_scaled = self.d_optimizer.scale_loss(d_total / replicas)
+            g_scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        d_grads = tape.gradient(d_scaled, d_vars)
+        g_grads = tape.gradient(g_scaled, g_vars)
+        del tape
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
 
+        self.steps_done.assign_add(1)
         self._update_ema()
-        self.d_loss_tracker.update_state(d_loss)
+        finite = tf.math.is_finite(d_total) & tf.math.is_finite(g_loss)
+        self.nonfinite_step.assign(tf.where(finite | (self.nonfinite_step >= 0),
+                                            self.nonfinite_step, self.steps_done))
+        self.d_loss_tracker.update_state(d_total)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
 
     def _update_ema(self):
+        # Warm-up as in tf.train.ExponentialMovingAverage(num_updates): early on the average would mostly
+        # remember the random initialisation, which matters for short CPU budgets.
+        step = tf.cast(self.steps_done, tf.float32)
+        decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + step) / (10.0 + step))
         # All weights, BatchNorm moving statistics included, so the EMA generator is self-consistent.
         for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
-            ema_var.assign(self.ema_decay * ema_var + (1.0 - self.ema_decay) * var)
+            ema_var.assign(decay * ema_var + (1.0 - decay) * tf.cast(var, ema_var.dtype))
 
+    # ---- many steps per call -------------------------------------------------------------------------
+    def train_steps(self, iterator, steps):
+        """Run up to `steps` train steps from `iterator` in one graph call (no Python between steps).
+        Stops early after a step with a non-finite loss; `steps_done` says how many ran."""
+        if self._multi_step_function is None:
+            self._multi_step_function = self._make_multi_step_function()
+        self._multi_step_function(iterator, tf.constant(steps, tf.int64))
+
+    def _make_multi_step_function(self):
+        strategy = self.distribute_strategy
+        step = tf.function(self.train_step, jit_compile=bool(self.jit_compile), reduce_retracing=True)
+
+        @tf.function(reduce_retracing=True)
+        def multi_step(iterator, steps):
+            for _ in tf.range(steps):
+                if self.nonfinite_step >= 0:
+                    break
+                strategy.run(step, args=(iterator.get_next(),))
+
+        return multi_step
+
+    # ---- serialisation ------------------------------------------------------------------------------
     def get_config(self):
         return {
             **super().get_config(),
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
+            "num_classes": self.num_classes,
             "ema_decay": self.ema_decay,
+            "augment_policy": list(self.augment_policy),
             "seed": self.seed,
         }
 

@@ -1,5 +1,11 @@
 """Generator and discriminator builders. Plain functional Keras models, so a saved generator loads
-anywhere without custom objects; every size and width comes in as an argument."""
+anywhere without custom objects; every size and width comes in as an argument.
+
+Conditional variants (`num_classes > 0`) take a second int input named "label":
+- the generator concatenates a learned label embedding (latent_dim wide) to the latent vector;
+- the discriminator is a projection discriminator (Miyato & Koyama 2018): logit = ψ(φ(x)) + ⟨e(y), φ(x)⟩,
+  where φ(x) are the features feeding the final Dense and e(y) a per-class embedding of the same width.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,37 @@ def _upsampling_plan(size: int) -> tuple[int, int]:
     return size // (2**ups), ups
 
 
-def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], base_filters: int) -> keras.Model:
+def _latent_inputs(latent_dim: int, num_classes: int) -> tuple[list[keras.KerasTensor], keras.KerasTensor]:
+    latent = keras.Input((latent_dim,), name="latent")
+    if not num_classes:
+        return [latent], latent
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)
+    return [latent, label], layers.Concatenate(name="latent_and_label")([latent, embedded])
+
+
+def _image_inputs(image_shape: tuple[int, int, int], num_classes: int) -> list[keras.KerasTensor]:
+    images = keras.Input(image_shape, name="images")
+    return [images, keras.Input((), dtype="int32", name="label")] if num_classes else [images]
+
+
+def _sn(layer: keras.layers.Layer, spectral_norm: bool) -> keras.layers.Layer:
+    # Keras' SpectralNormalization only normalises when called with training=True (see gan.py).
+    return layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
+
+
+def _logit(inputs: list[keras.KerasTensor], features: keras.KerasTensor, num_classes: int,
+           spectral_norm: bool) -> keras.KerasTensor:
+    logit = _sn(layers.Dense(1, name="logit"), spectral_norm)(features)
+    if not num_classes:
+        return logit
+    class_embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(inputs[1])
+    projection = layers.Dot(axes=1, name="projection")([class_embedding, features])
+    return layers.Add(name="projected_logit")([logit, projection])
+
+
+def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,
+                          num_classes: int = 0) -> keras.Model:
     """DCGAN generator. At 28×28×1 with base_filters=64 this is exactly the TensorFlow DCGAN tutorial's
     stack: Dense 7·7·256 (no bias), BN, LeakyReLU, then Conv2DTranspose 128 (stride 1), 64 (stride 2) and
     1 (stride 2, tanh), each 5×5 without bias, the hidden ones followed by BN and LeakyReLU."""
@@ -31,8 +67,8 @@ def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], ba
     if height != width:
         raise GanopsError(f"data.image_size: dcgan needs square images, got {height}×{width}")
     start, ups = _upsampling_plan(height)
-    latent = keras.Input((latent_dim,), name="latent")
-    x = layers.Dense(start * start * base_filters * 2**ups, use_bias=False)(latent)
+    inputs, x = _latent_inputs(latent_dim, num_classes)
+    x = layers.Dense(start * start * base_filters * 2**ups, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU()(x)
     x = layers.Reshape((start, start, base_filters * 2**ups))(x)
@@ -44,55 +80,77 @@ def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], ba
         x = layers.BatchNormalization()(x)
         x = layers.LeakyReLU()(x)
     images = layers.Conv2DTranspose(channels, 5, strides=strides[-1], padding="same", use_bias=False,
-                                    activation="tanh", name="images")(x)
-    return keras.Model(latent, images, name="generator")
+                                    activation="tanh", dtype="float32", name="images")(x)
+    return keras.Model(inputs if num_classes else inputs[0], images, name="generator")
 
 
-def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: int,
-                              dropout: float = 0.3) -> keras.Model:
+def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: int, dropout: float = 0.3,
+                              num_classes: int = 0, spectral_norm: bool = False) -> keras.Model:
     """DCGAN discriminator. At 28×28 this is the tutorial's Conv2D 64 and 128 (5×5, stride 2), each with
     LeakyReLU and Dropout 0.3, then Dense 1 (a logit)."""
     _, ups = _upsampling_plan(image_shape[0])
-    images = keras.Input(image_shape, name="images")
-    x = images
+    inputs = _image_inputs(image_shape, num_classes)
+    x = inputs[0]
     for i in range(ups):
-        x = layers.Conv2D(base_filters * 2**i, 5, strides=2, padding="same")(x)
+        x = _sn(layers.Conv2D(base_filters * 2**i, 5, strides=2, padding="same"), spectral_norm)(x)
         x = layers.LeakyReLU()(x)
-        x = layers.Dropout(dropout)(x)
-    x = layers.Flatten()(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(images, logits, name="discriminator")
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    features = layers.Flatten()(x)
+    logits = _logit(inputs, features, num_classes, spectral_norm)
+    return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
 
-def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int]) -> keras.Model:
+def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], num_classes: int = 0) -> keras.Model:
     """The classic Keras fully connected generator: latent → 256 → 128 → pixels (tanh)."""
-    latent = keras.Input((latent_dim,), name="latent")
-    x = layers.Dense(256)(latent)
+    inputs, x = _latent_inputs(latent_dim, num_classes)
+    x = layers.Dense(256)(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dense(128)(x)
     x = layers.LeakyReLU(0.2)(x)
     pixels = layers.Dense(int(image_shape[0] * image_shape[1] * image_shape[2]), activation="tanh")(x)
-    images = layers.Reshape(image_shape, name="images")(pixels)
-    return keras.Model(latent, images, name="generator")
+    images = layers.Reshape(image_shape, dtype="float32", name="images")(pixels)
+    return keras.Model(inputs if num_classes else inputs[0], images, name="generator")
 
 
-def build_mlp_discriminator(image_shape: tuple[int, int, int]) -> keras.Model:
+def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float = 0.0, num_classes: int = 0,
+                            spectral_norm: bool = False) -> keras.Model:
     """The classic Keras fully connected discriminator: pixels → 128 → 256 → 1 (a logit)."""
-    images = keras.Input(image_shape, name="images")
-    x = layers.Flatten()(images)
-    x = layers.Dense(128)(x)
-    x = layers.LeakyReLU(0.2)(x)
-    x = layers.Dense(256)(x)
-    x = layers.LeakyReLU(0.2)(x)
-    logits = layers.Dense(1, name="logit")(x)
-    return keras.Model(images, logits, name="discriminator")
+    inputs = _image_inputs(image_shape, num_classes)
+    x = layers.Flatten()(inputs[0])
+    for units in (128, 256):
+        x = _sn(layers.Dense(units), spectral_norm)(x)
+        x = layers.LeakyReLU(0.2)(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    logits = _logit(inputs, x, num_classes, spectral_norm)
+    return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
 
-def build_pair(arch: str, latent_dim: int, image_shape: tuple[int, int, int],
-               base_filters: int) -> tuple[keras.Model, keras.Model]:
+def build_generator(arch: str, latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,
+                    num_classes: int = 0) -> keras.Model:
     if arch == "dcgan":
-        return (build_dcgan_generator(latent_dim, image_shape, base_filters),
-                build_dcgan_discriminator(image_shape, base_filters))
+        return build_dcgan_generator(latent_dim, image_shape, base_filters, num_classes)
     if arch == "mlp":
-        return build_mlp_generator(latent_dim, image_shape), build_mlp_discriminator(image_shape)
+        return build_mlp_generator(latent_dim, image_shape, num_classes)
     raise GanopsError(f"train.arch: unknown architecture {arch!r}")
+
+
+def build_discriminator(arch: str, image_shape: tuple[int, int, int], base_filters: int,
+                        dropout: float | None = None, num_classes: int = 0,
+                        spectral_norm: bool = False) -> keras.Model:
+    """`dropout=None` keeps each arch's classic value: 0.3 for dcgan (the tutorial), none for mlp."""
+    if arch == "dcgan":
+        return build_dcgan_discriminator(image_shape, base_filters, 0.3 if dropout is None else dropout,
+                                         num_classes, spectral_norm)
+    if arch == "mlp":
+        return build_mlp_discriminator(image_shape, 0.0 if dropout is None else dropout, num_classes,
+                                       spectral_norm)
+    raise GanopsError(f"train.arch: unknown architecture {arch!r}")
+
+
+def build_pair(arch: str, latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,
+               num_classes: int = 0, dropout: float | None = None,
+               spectral_norm: bool = False) -> tuple[keras.Model, keras.Model]:
+    return (build_generator(arch, latent_dim, image_shape, base_filters, num_classes),
+            build_discriminator(arch, image_shape, base_filters, dropout, num_classes, spectral_norm))
