@@ -168,14 +168,23 @@ class GAN(keras.Model):
 
     def _make_multi_step_function(self):
         strategy = self.distribute_strategy
-        step = tf.function(self.train_step, jit_compile=bool(self.jit_compile), reduce_retracing=True)
+
+        # strategy.run inside the (optionally XLA-compiled) function, as Keras' own train function does:
+        # MirroredStrategy's cross-replica merge (gradient all-reduce) cannot sit inside a cond of a loop.
+        @tf.function(jit_compile=bool(self.jit_compile), reduce_retracing=True)
+        def one_step(data):
+            strategy.run(self.train_step, args=(data,))
 
         @tf.function(reduce_retracing=True)
         def multi_step(iterator, steps):
-            for _ in tf.range(steps):
-                if self.nonfinite_step >= 0:
-                    break
-                strategy.run(step, args=(iterator.get_next(),))
+            def more(i):
+                return tf.logical_and(i < steps, self.nonfinite_step < 0)
+
+            def step(i):
+                one_step(iterator.get_next())
+                return (i + 1,)
+
+            tf.while_loop(more, step, (tf.constant(0, tf.int64),))
 
         return multi_step
 

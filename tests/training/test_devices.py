@@ -1,0 +1,65 @@
+"""The distributed path on a CPU: TensorFlow split into two logical CPU devices (which must happen before
+it initialises, hence a fresh interpreter) trains under MirroredStrategy, checkpoints and resumes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from ganops.config import TrainConfig
+from ganops.training import devices
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    import numpy as np
+    from ganops import artifacts
+    from ganops.config import TrainConfig
+    from ganops.data import prepare
+    from ganops.training import train
+
+    split = artifacts.read_split(sys.argv[1] + "/" + prepare.TRAIN_FILE)
+    cfg = TrainConfig(epochs=2, batch_size=32, base_filters=8, latent_dim=16, ema_decay=0.9,
+                      checkpoint_every_steps=5, spectral_norm=True, augment=["translation"], conditional=True)
+    first = train.train(cfg, split, checkpoint_dir=sys.argv[2])
+    more = train.train(cfg.model_copy(update={"epochs": 3}), split, checkpoint_dir=sys.argv[2])
+    gan = more.gan
+    latent = np.random.default_rng(0).standard_normal((4, 16)).astype("float32")
+    images = np.asarray(gan.ema_generator([latent, np.arange(4, dtype="int32")]))
+    print(json.dumps({
+        "replicas": more.plan.replicas, "strategy": type(more.plan.strategy).__name__,
+        "devices": list(more.plan.devices), "first_steps": first.steps, "steps": more.steps,
+        "resumed_from": more.resumed_from,
+        "iterations": [int(gan.g_optimizer.iterations.numpy()), int(gan.d_optimizer.iterations.numpy())],
+        "finite": bool(np.isfinite(more.history[["d_loss", "g_loss"]].to_numpy()).all()),
+        "image_range": [float(images.min()), float(images.max())],
+    }))
+""")
+
+
+def test_two_logical_cpus_train_mirrored_and_resume(prepared_digits, tmp_path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(prepared_digits), str(tmp_path / "checkpoints")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    steps_per_epoch = 240 // 32
+    assert report["replicas"] == 2 and report["strategy"] == "MirroredStrategy"
+    assert len(report["devices"]) == 2 and all("CPU" in name for name in report["devices"])
+    assert report["first_steps"] == 2 * steps_per_epoch and report["resumed_from"] == 2 * steps_per_epoch
+    assert report["steps"] == 3 * steps_per_epoch
+    assert report["iterations"] == [3 * steps_per_epoch] * 2
+    assert report["finite"] and -1.0 <= report["image_range"][0] < report["image_range"][1] <= 1.0
+
+
+def test_single_device_plan_on_this_machine():
+    plan = devices.plan(TrainConfig())
+    assert plan.device == "cpu" and plan.replicas == 1
+    assert plan.precision == "float32" and plan.jit_compile is False  # CPU defaults
+    assert plan.params()["runtime.precision"] == "float32"
+    explicit = devices.plan(TrainConfig(precision="mixed_bfloat16", jit_compile=True))
+    assert explicit.precision == "mixed_bfloat16" and explicit.jit_compile and not explicit.loss_scaling
