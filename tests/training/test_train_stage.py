@@ -1,0 +1,44 @@
+"""The train stage's library function inside the pipeline: a conditional mlp GAN trains, is evaluated and
+registered, and the registered model generates images of a requested class."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from ganops import registry
+from ganops.config import EvaluateConfig, FeaturizeConfig, RegisterConfig, TrainConfig
+from ganops.evaluation import evaluate, featurizer
+from ganops.training import train
+
+
+def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_path, mlflow_store):
+    cfg = TrainConfig(arch="mlp", conditional=True, epochs=3, batch_size=32, latent_dim=16,
+                      checkpoint_every_steps=10, sample_every_epochs=1, spectral_norm=True)
+    models, checkpoints = tmp_path / "models" / "gan", tmp_path / "models" / "checkpoints"
+    said = []
+    result = train.run(cfg, prepared_digits, models, checkpoints, say=said.append)
+    assert said[0].startswith("train: 1× cpu") and len(said) == 1
+    assert result.steps == 3 * (240 // 32) and not result.stopped_by_budget
+    assert list(pd.read_csv(models / train.HISTORY_FILE)["epoch"]) == [1, 2, 3]
+    record = json.loads((checkpoints / "mlflow_run.json").read_text())
+    assert record["finished"] and record["run_id"] == json.loads((models / train.RUN_FILE).read_text())["run_id"]
+
+    run = mlflow.get_run(record["run_id"])
+    assert run.data.params["train.arch"] == "mlp" and run.data.params["runtime.precision"] == "float32"
+    assert run.data.params["runtime.device"] == "cpu" and run.data.params["runtime.jit_compile"] == "False"
+    history = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "d_loss")
+    assert [m.step for m in history] == [1, 2, 3]
+
+    featurizer.run(FeaturizeConfig(epochs=3, hidden_units=16), prepared_digits, tmp_path / "featurizer.keras",
+                   tmp_path / "featurizer.json")
+    metrics = evaluate.run(EvaluateConfig(num_samples=60), prepared_digits, models, tmp_path / "featurizer.keras",
+                           tmp_path / "metrics.json", tmp_path / "samples.png")
+    assert metrics["fd"] > 0 and metrics["num_samples"] == 60
+    registered = registry.run(RegisterConfig(), models, tmp_path / "metrics.json", tmp_path / "registered.json")
+    model = registry.load(f"models:/{registered['name']}@{registered['alias']}")
+    images = model.predict(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 4.0}]))
+    assert np.asarray(images).shape == (3, 8, 8, 1)
