@@ -70,24 +70,24 @@ class TrainConfig(_Section):
     """The train stage. A checkpoint is resumed only when every key but `epochs` and `max_seconds` (which may
     grow) matches the run that wrote it, and the data hash too."""
 
-    arch: Literal["dcgan", "mlp"] = "dcgan"
+    arch: Literal["dcgan", "mlp"] = "mlp"  # mlp suits 8×8 digits best; dcgan from 28×28 up
     conditional: bool = False  # class-conditional G (label embedding) and projection D; needs labels
     latent_dim: int = Field(64, ge=1)
     base_filters: int = Field(64, ge=1)  # dcgan width: filters of D's first conv, G's last hidden conv
     loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)  # wgan-gp: gradient penalty weight λ
-    r1_weight: float = Field(0.0, ge=0.0)  # R1 penalty γ on real images; 0 turns it off
+    r1_weight: float = Field(1.0, ge=0.0)  # R1 penalty γ on real images; 0 turns it off
     spectral_norm: bool = False  # spectral normalisation of D's conv and dense layers
     d_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # null: the arch's own (dcgan 0.3, mlp 0)
     augment: list[Literal["color", "translation", "cutout"]] = []  # DiffAugment on D's inputs
-    epochs: int = Field(100, ge=1)
+    epochs: int = Field(600, ge=1)
     batch_size: int = Field(64, ge=1)
     g_learning_rate: float = Field(2e-4, gt=0.0)
     d_learning_rate: float = Field(2e-4, gt=0.0)
     beta_1: float = Field(0.5, ge=0.0, lt=1.0)
     beta_2: float = Field(0.999, ge=0.0, lt=1.0)
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
-    max_seconds: float | None = Field(None, gt=0.0)  # training-time budget (summed over resumes)
+    max_seconds: float | None = Field(150.0, gt=0.0)  # training-time budget (summed over resumes)
     checkpoint_every_steps: int = Field(200, ge=1)
     sample_every_epochs: int = Field(10, ge=1)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # auto: GPU mixed_float16

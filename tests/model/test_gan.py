@@ -13,7 +13,8 @@ from ganops.models import sampling
 from ganops.models.gan import GAN
 from ganops.training import train as train_lib
 
-TINY = TrainConfig(epochs=2, batch_size=32, base_filters=8, latent_dim=16, ema_decay=0.9)
+TINY = TrainConfig(arch="dcgan", r1_weight=0.0, max_seconds=None, epochs=2, batch_size=32, base_filters=8,
+                   latent_dim=16, ema_decay=0.9)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_unconditional_generator_refuses_labels(split):
 
 
 def test_every_loss_trains(split):
-    for update in ({"loss": "wgan-gp"}, {"loss": "hinge", "r1_weight": 1.0}):
+    for update in ({"loss": "wgan-gp"}, {"loss": "hinge", "r1_weight": 1.0}, {"arch": "mlp", "r1_weight": 1.0}):
         result = train_lib.train(TINY.model_copy(update={**update, "epochs": 1}), split)
         assert np.isfinite(result.history[["d_loss", "g_loss"]]).all().all()
 

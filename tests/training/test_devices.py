@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent("""
     from ganops.training import checkpoint, train
 
     split = artifacts.read_split(sys.argv[1] + "/" + prepare.TRAIN_FILE)
-    cfg = TrainConfig(epochs=1, batch_size=32, base_filters=8, latent_dim=16, ema_decay=0.9,
+    cfg = TrainConfig(arch="dcgan", r1_weight=0.0, epochs=1, batch_size=32, base_filters=8, latent_dim=16,
+                      ema_decay=0.9,
                       checkpoint_every_steps=5, spectral_norm=True, augment=["translation"], conditional=True)
     first = train.train(cfg, split, checkpoint_dir=sys.argv[2])
     # A fresh GAN under the same strategy restores the mirrored variables from the checkpoint.

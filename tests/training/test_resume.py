@@ -22,8 +22,9 @@ from ganops.data import prepare
 from ganops.training import checkpoint
 from ganops.training import train as train_lib
 
-TINY = {"epochs": 40, "batch_size": 32, "base_filters": 8, "latent_dim": 16, "ema_decay": 0.9,
-        "checkpoint_every_steps": 40, "sample_every_epochs": 1000}
+TINY = {"arch": "dcgan", "r1_weight": 0.0, "max_seconds": None, "epochs": 40, "batch_size": 32,
+        "base_filters": 8, "latent_dim": 16, "ema_decay": 0.9, "checkpoint_every_steps": 40,
+        "sample_every_epochs": 1000}
 
 
 def _stage(repo_root, prepared, workdir, env):
@@ -89,23 +90,24 @@ def split(prepared_digits):
     return artifacts.read_split(prepared_digits / prepare.TRAIN_FILE)
 
 
-SHORT = TrainConfig(epochs=3, batch_size=32, base_filters=8, latent_dim=16, ema_decay=0.9,
+SHORT = TrainConfig(arch="dcgan", r1_weight=0.0, max_seconds=None, epochs=3, batch_size=32, base_filters=8,
+                    latent_dim=16, ema_decay=0.9,
                     checkpoint_every_steps=5, augment=["translation", "cutout"])
 
 
 def test_same_seed_same_losses_and_resume_is_exact(split, tmp_path):
     first = train_lib.train(SHORT, split)
     again = train_lib.train(SHORT.model_copy(update={"epochs": 1}), split)
-    assert again.history[["d_loss", "g_loss"]].values.tolist() == first.history[["d_loss", "g_loss"]].values[:1].tolist()
+    losses = ["d_loss", "g_loss"]
+    assert again.history[losses].values.tolist() == first.history[losses].values[:1].tolist()
 
-    # Two epochs, then a third resumed from the checkpoint mid-way through it, ends where one run of three
-    # ends: the data order, seeds, optimizer moments and running means all came back.
-    steps_per_epoch = len(split) // 32
-    train_lib.train(SHORT.model_copy(update={"epochs": 2}), split, checkpoint_dir=tmp_path)
+    # A run stopped by its time budget after its first step (mid-epoch), then resumed, ends where the
+    # uninterrupted run ends: data order, seeds, optimizer moments and the epoch's running means came back.
+    stopped = train_lib.train(SHORT.model_copy(update={"max_seconds": 1e-3}), split, checkpoint_dir=tmp_path)
+    assert stopped.stopped_by_budget and stopped.steps == 1
     resumed = train_lib.train(SHORT, split, checkpoint_dir=tmp_path)
-    assert resumed.resumed_from == 2 * steps_per_epoch
-    np.testing.assert_allclose(resumed.history[["d_loss", "g_loss"]], first.history[["d_loss", "g_loss"]],
-                               rtol=1e-6)
+    assert resumed.resumed_from == 1 and resumed.steps == first.steps
+    np.testing.assert_allclose(resumed.history[losses], first.history[losses], rtol=1e-6)
     for mine, theirs in zip(resumed.gan.ema_generator.get_weights(), first.gan.ema_generator.get_weights()):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
 

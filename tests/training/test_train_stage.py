@@ -16,7 +16,7 @@ from ganops.training import train
 
 
 def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_path, mlflow_store):
-    cfg = TrainConfig(arch="mlp", conditional=True, epochs=3, batch_size=32, latent_dim=16,
+    cfg = TrainConfig(arch="mlp", conditional=True, epochs=3, max_seconds=None, batch_size=32, latent_dim=16,
                       checkpoint_every_steps=10, sample_every_epochs=1, spectral_norm=True)
     models, checkpoints = tmp_path / "models" / "gan", tmp_path / "models" / "checkpoints"
     said = []

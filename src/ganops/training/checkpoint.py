@@ -9,8 +9,9 @@ A checkpoint folder `step-000001200/` holds
 - `meta.json`: step, completed epochs, training seconds so far, the fingerprint it was made under and the
   variables' names and shapes.
 
-Variables are saved and restored by position within named groups and checked shape by shape, rather than through `Model.load_weights`, which silently skips optimizer variables when the fresh
-optimizers have not been built yet (the caller builds them: `GAN.build_optimizers`).
+Variables are saved and restored by position within named groups and checked shape by shape, rather
+than through `Model.load_weights`, which silently skips optimizer variables when the fresh optimizers have
+not been built yet (the caller builds them: `GAN.build_optimizers`).
 
 Writes are atomic: a new folder is written under a temporary name and renamed into place, then
 `latest.json` is replaced to point at it, and only then are older folders removed. A process killed at any
