@@ -100,7 +100,8 @@ def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path) -> V
     tables = _tables(gxe, summary, info, cfg)
     with artifacts.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        results, report = _validate(gx, tables, docs_dir=tmp / DOCS_DIR)
+        # GX resolves a relative base_directory against its own context root, not the working directory.
+        results, report = _validate(gx, tables, docs_dir=(tmp / DOCS_DIR).resolve())
         (tmp / RESULT_FILE).write_text(json.dumps({
             "failures": report.failures,
             "validations": {name: result.to_json_dict() for name, result in results.items()},
