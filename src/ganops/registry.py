@@ -149,22 +149,8 @@ def _generate(generator, latent: np.ndarray, labels: np.ndarray | None) -> np.nd
 
 
 def num_classes(generator) -> int:
-    """0 for an unconditional generator, else its class count (`sampling.num_classes` when it exists)."""
-    sampling = _sampling()
-    if hasattr(sampling, "num_classes"):
-        return int(sampling.num_classes(generator))
-    # Fallback until sampling has it: a conditional generator has a second input named "label"
-    # feeding an Embedding, whose vocabulary size is the class count.
-    names = [getattr(tensor, "name", "") for tensor in generator.inputs]
-    if "label" not in names:
-        return 0
-    import keras
-
-    sizes = {layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding)}
-    if len(sizes) != 1:
-        raise GanopsError(f"generator {generator.name!r}: has a label input but no single Embedding to "
-                          "tell its class count")
-    return int(sizes.pop())
+    """0 for an unconditional generator, else its class count."""
+    return _sampling().num_classes(generator)
 
 
 def _missing(value: Any) -> bool:
