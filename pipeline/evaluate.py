@@ -1,4 +1,5 @@
-"""Stage evaluate: distances of generated vs holdout images next to their real-vs-real floors."""
+"""Stage evaluate: metrics of generated vs holdout images next to their real-vs-real floors, pictures and
+a self-contained HTML report, all logged to the training run."""
 
 import argparse
 
@@ -14,13 +15,17 @@ def main() -> None:
     parser.add_argument("--featurizer", required=True)
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
     parser.add_argument("--samples", required=True, help="sample grid PNG to write")
+    parser.add_argument("--figures", required=True, help="folder to write: class histogram CSV, class grid, "
+                                                          "nearest-neighbour pairs")
+    parser.add_argument("--report", required=True, help="self-contained HTML report to write")
     args = parser.parse_args()
 
     from ganops.config import load_params
     from ganops.evaluation import evaluate
 
-    evaluate.run(load_params(args.params).evaluate, args.prepared, args.models, args.featurizer,
-                 args.metrics, args.samples)
+    params = load_params(args.params)
+    evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
+                 figures_dir=args.figures, report_path=args.report, register_cfg=params.registry)
 
 
 if __name__ == "__main__":

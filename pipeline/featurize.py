@@ -18,7 +18,9 @@ def main() -> None:
     from ganops.evaluation import featurizer
 
     summary = featurizer.run(load_params(args.params).featurize, args.prepared, args.model, args.metrics)
-    print(f"featurizer {summary['hash']}: holdout accuracy {summary['holdout_accuracy']:.4f}", flush=True)
+    score = (f"holdout accuracy {summary['holdout_accuracy']:.4f}" if "holdout_accuracy" in summary
+             else f"holdout reconstruction MSE {summary['holdout_reconstruction_mse']:.5f}")
+    print(f"featurizer {summary['hash']} ({summary['kind']}): {score}", flush=True)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,11 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    num_samples: int = Field(1000, ge=2)
+    num_samples: int = Field(1000, ge=4)  # generated = holdout = real-floor sample count (capped by the holdout)
+    precision_recall_k: int = Field(3, ge=1)  # k of the k-NN manifolds (capped at num_samples − 1)
+    kid_subset_size: int = Field(1000, ge=2)  # rows per side in each KID subset (capped at num_samples / 2)
+    kid_subsets: int = Field(100, ge=2)  # KID is averaged over this many subsets; their spread is its error
+    memorisation_quantile: float = Field(0.5, gt=0.0, lt=1.0)  # of holdout-to-train NN distances: the threshold
     seed: int = 0
 
 

@@ -1,0 +1,221 @@
+"""The evaluation report: one self-contained HTML file (inline CSS, images as base64 data URIs, no scripts,
+fonts or links to fetch), so it opens from a laptop, a CI artifact or an air-gapped cluster alike.
+
+It shows each metric next to its real-vs-real floor and the registry champion's value, the sample grid,
+the per-class grid and histogram, the nearest-training-neighbour pairs and the loss curves.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+
+from ganops import artifacts
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricRow:
+    key: str  # in metrics.json; the floor is `<key>_real`, the spread `<key>_std`
+    label: str
+    better: str  # "lower", "higher" or "near floor"
+    meaning: str
+
+
+METRIC_ROWS = (
+    MetricRow("fd", "Fréchet distance", "lower",
+              "Distance between Gaussians fitted to generated and holdout features (FID formula)."),
+    MetricRow("fd_ratio", "FD / real-vs-real FD", "lower", "1 means as close to the holdout as real images are."),
+    MetricRow("kid", "Kernel distance (KID)", "lower",
+              "Unbiased MMD² with a cubic kernel, ± its standard error over subsets; 0 within error = same distribution."),
+    MetricRow("precision", "Precision (k-NN)", "higher", "Share of generated samples inside the real image manifold: realism."),
+    MetricRow("recall", "Recall (k-NN)", "higher", "Share of real images inside the generated manifold: diversity."),
+    MetricRow("memorisation", "Memorisation", "near floor",
+              "Share of samples nearer a training image than a typical new real image is; near 1 means copying."),
+    MetricRow("classifier_score", "Classifier score (IS analogue)", "higher",
+              "exp E[KL(p(y|x) ‖ p(y))]: confident and varied class predictions; at most the class count."),
+    MetricRow("class_coverage", "Class coverage", "higher",
+              "Share of classes generated at least half as often as in the holdout (missing modes lower it)."),
+    MetricRow("class_entropy", "Class-histogram entropy", "higher", "Entropy / log(classes): 1 when all classes are equally frequent."),
+    MetricRow("conditional_accuracy", "Conditional accuracy", "higher",
+              "Share of class-conditioned samples the classifier assigns to the requested class."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    run_id: str
+    metrics: dict
+    champion: dict | None  # evaluate.champion_summary
+    samples: Path  # sample grid PNG
+    class_grid: Path | None  # per-class grid PNG (labelled data)
+    neighbours: Path | None  # nearest-training-neighbour pairs PNG
+    class_table: pd.DataFrame | None
+    neighbour_distances: np.ndarray
+    history: Path  # the train stage's loss history CSV
+    conditional: bool
+
+
+def _number(value: float | None, spread: float | None = None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = f"{value:.4g}"
+    return f"{text} ± {spread:.2g}" if spread is not None else text
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure_uri(figure: Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return _png_uri(buffer.getvalue())
+
+
+def _img(uri: str, alt: str, pixelated: bool = True) -> str:
+    style = ' class="pixels"' if pixelated else ""
+    return f'<img{style} src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _loss_curves(history_path: Path) -> str:
+    if not history_path.exists():
+        return f"<p class=note>No loss history at {html.escape(str(history_path))}.</p>"
+    history = pd.read_csv(history_path)
+    figure = Figure(figsize=(6.4, 3.0))
+    axes = figure.subplots()
+    for column, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
+        if column in history:
+            axes.plot(history["epoch"], history[column], label=label)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _img(_figure_uri(figure), "loss curves", pixelated=False)
+
+
+def _class_charts(table: pd.DataFrame) -> str:
+    figure = Figure(figsize=(6.4, 3.0))
+    axes = figure.subplots()
+    width = 0.27
+    for offset, column in zip((-width, 0.0, width), ("generated", "real", "holdout"), strict=True):
+        axes.bar(table["class"] + offset, table[column], width, label=column)
+    axes.set_xticks(table["class"])
+    axes.set_xlabel("class (classifier prediction)")
+    axes.set_ylabel("share of samples")
+    axes.legend()
+    parts = [_img(_figure_uri(figure), "class histogram", pixelated=False)]
+    if "accuracy" in table:
+        figure = Figure(figsize=(6.4, 2.6))
+        axes = figure.subplots()
+        axes.bar(table["class"] - 0.2, table["accuracy"], 0.4, label="generated (conditioned on class)")
+        axes.bar(table["class"] + 0.2, table["accuracy_real"], 0.4, label="holdout (true class)")
+        axes.set_xticks(table["class"])
+        axes.set_ylim(0, 1.05)
+        axes.set_xlabel("class")
+        axes.set_ylabel("classifier accuracy")
+        axes.legend(fontsize="small")
+        parts.append(_img(_figure_uri(figure), "per-class accuracy", pixelated=False))
+    return "".join(parts)
+
+
+def _metrics_table(metrics: dict, champion: dict | None) -> str:
+    omitted = metrics.get("omitted", {})
+    champion_values = champion["metrics"] if champion else {}
+    head = ("<tr><th>Metric</th><th>This model</th><th>Real vs real (floor)</th>"
+            + (f"<th>Champion v{html.escape(champion['version'])}</th>" if champion else "")
+            + "<th>Better</th><th>Meaning</th></tr>")
+    rows = [head]
+    for row in METRIC_ROWS:
+        champion_cell = f"<td>{_number(champion_values.get(row.key))}</td>" if champion else ""
+        if row.key in omitted:
+            rows.append(f"<tr class=omitted><td>{html.escape(row.label)}</td>"
+                        f"<td colspan=2>omitted: {html.escape(omitted[row.key])}</td>{champion_cell}"
+                        f"<td>{row.better}</td><td>{html.escape(row.meaning)}</td></tr>")
+            continue
+        if row.key not in metrics:
+            continue
+        floor = 1.0 if row.key == "fd_ratio" else metrics.get(f"{row.key}_real")
+        value = _number(metrics[row.key], metrics.get(f"{row.key}_std"))
+        floor_text = _number(floor, metrics.get(f"{row.key}_real_std"))
+        rows.append(f"<tr><td>{html.escape(row.label)} <code>{row.key}</code></td><td class=num>{value}</td>"
+                    f"<td class=num>{floor_text}</td>{champion_cell}<td>{row.better}</td>"
+                    f"<td>{html.escape(row.meaning)}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _champion_note(metrics: dict, champion: dict | None) -> str:
+    if champion is None:
+        return "<p class=note>No champion in the registry yet: nothing to compare with.</p>"
+    text = (f"Champion: {html.escape(champion['name'])} v{html.escape(champion['version'])} "
+            f"(alias <code>{html.escape(champion['alias'])}</code>, run {html.escape(str(champion['run_id']))}).")
+    if champion.get("featurizer_hash") != metrics.get("featurizer_hash"):
+        text += (f" <strong>Measured with featurizer {html.escape(str(champion.get('featurizer_hash')))}, "
+                 f"not {html.escape(str(metrics.get('featurizer_hash')))}: its distances are on another scale "
+                 "and not comparable.</strong>")
+    return f"<p class=note>{text}</p>"
+
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 70em;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: 0.35em 0.7em; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; } td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.omitted td { color: #888; font-style: italic; }
+code { font-size: 0.85em; color: #555; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0.6em 0.3em 0; vertical-align: top; }
+img.pixels { image-rendering: pixelated; }
+.note { color: #555; font-size: 0.9em; }
+.row { display: flex; flex-wrap: wrap; gap: 1.5em; } .row > div { flex: 1 1 20em; }
+"""
+
+
+def render(context: Context) -> str:
+    metrics = context.metrics
+    samples = _img(_png_uri(context.samples.read_bytes()), "generated samples")
+    sections = [
+        f"<h1>GAN evaluation</h1><p class=note>MLflow run {html.escape(context.run_id)} · "
+        f"{metrics['num_samples']} generated vs {metrics['num_samples']} holdout images · "
+        f"featurizer: {html.escape(str(metrics.get('featurizer', 'classifier')))} "
+        f"<code>{html.escape(str(metrics['featurizer_hash']))}</code> · "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC</p>",
+        "<h2>Metrics</h2>" + _metrics_table(metrics, context.champion) + _champion_note(metrics, context.champion)
+        + "<p class=note>Each floor is the same metric for real training images against the same holdout "
+          "sample, with the same sample count. Distances live in this featurizer's space: compare them only "
+          "between runs with the same featurizer hash.</p>",
+        "<h2>Samples</h2><div class=row><div>" + samples + "</div><div><h3>Loss curves</h3>"
+        + _loss_curves(context.history) + "</div></div>",
+    ]
+    if context.class_table is not None:
+        grid_path = context.class_grid
+        caption = ("one row per requested class" if context.conditional
+                   else "one row per class the classifier predicts; blank cells: fewer samples of that class")
+        grid = (_img(_png_uri(grid_path.read_bytes()), "per-class grid") if grid_path else "")
+        sections.append(f"<h2>Classes</h2><div class=row><div><p class=note>{caption}</p>{grid}</div>"
+                        f"<div>{_class_charts(context.class_table)}</div></div>")
+    neighbours_path = context.neighbours
+    if neighbours_path:
+        distances = ", ".join(f"{d:.3g}" for d in context.neighbour_distances)
+        sections.append("<h2>Nearest training neighbours</h2><p class=note>Top row: the generated samples "
+                        "closest to the training set (in feature space); bottom row: the nearest training "
+                        f"image of each. Feature distances: {distances}.</p>"
+                        + _img(_png_uri(neighbours_path.read_bytes()), "nearest training neighbours"))
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>GAN evaluation</title>"
+            f"<style>{STYLE}</style></head><body>" + "".join(sections) + "</body></html>\n")
+
+
+def write(path: str | Path, context: Context) -> None:
+    with artifacts.atomic_path(path) as tmp:
+        tmp.write_text(render(context), encoding="utf-8")
