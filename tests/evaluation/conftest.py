@@ -1,0 +1,34 @@
+"""A featurizer trained quickly on the shared prepared digits (300 images), once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from ganops import artifacts
+from ganops.config import FeaturizeConfig
+from ganops.data import prepare
+
+QUICK_FEATURIZER = FeaturizeConfig(epochs=30, hidden_units=64)
+
+
+@pytest.fixture(scope="session")
+def digits_splits(prepared_digits) -> tuple[artifacts.Split, artifacts.Split]:
+    return (artifacts.read_split(prepared_digits / prepare.TRAIN_FILE),
+            artifacts.read_split(prepared_digits / prepare.HOLDOUT_FILE))
+
+
+@pytest.fixture(scope="session")
+def digits_featurizer_path(prepared_digits, tmp_path_factory):
+    """The featurize stage's library function, writing the .keras file evaluate loads."""
+    from ganops.evaluation import featurizer
+
+    path = tmp_path_factory.mktemp("featurizer") / "featurizer.keras"
+    featurizer.run(QUICK_FEATURIZER, prepared_digits, path, path.with_suffix(".json"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_featurizer(digits_featurizer_path):
+    from ganops.evaluation import featurizer
+
+    return featurizer.load(digits_featurizer_path)

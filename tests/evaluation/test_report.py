@@ -1,0 +1,77 @@
+"""The evaluate stage's library function end to end: a tiny conditional GAN trained for real, its metrics,
+figures and HTML report, logged to the training run; then again with a champion in the registry."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import mlflow
+import pandas as pd
+import pytest
+
+from ganops import registry
+from ganops.config import EvaluateConfig, RegisterConfig, TrainConfig
+from ganops.evaluation import evaluate
+from ganops.training import train
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _evaluate(paths, prepared, featurizer_path, register_cfg=None):
+    return evaluate.run(EvaluateConfig(num_samples=60, kid_subsets=10), prepared, paths / "models",
+                        featurizer_path, paths / "metrics.json", paths / "samples.png",
+                        figures_dir=paths / "evaluation", report_path=paths / "report.html",
+                        register_cfg=register_cfg)
+
+
+def _images(page: str) -> list[str]:
+    return re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
+
+
+@pytest.fixture
+def trained(prepared_digits, tmp_path, mlflow_store):
+    cfg = TrainConfig(arch="mlp", conditional=True, epochs=2, max_seconds=None, batch_size=32, latent_dim=16,
+                      sample_every_epochs=1)
+    train.run(cfg, prepared_digits, tmp_path / "models", tmp_path / "checkpoints", say=lambda _: None)
+    return tmp_path
+
+
+def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained, prepared_digits,
+                                                                        digits_featurizer_path):
+    metrics = _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())
+    assert json.loads((trained / "metrics.json").read_text()) == metrics
+    assert 0.0 <= metrics["conditional_accuracy"] <= 1.0 and "omitted" not in metrics
+    table = pd.read_csv(trained / "evaluation" / evaluate.CLASS_HISTOGRAM_FILE)
+    assert list(table.columns) == ["class", "generated", "real", "holdout", "accuracy", "accuracy_real"]
+    assert len(table) == 10 and table["generated"].sum() == pytest.approx(1.0)
+
+    page = (trained / "report.html").read_text()
+    # Nothing to fetch: no scripts, stylesheets or fonts, and every image inline.
+    assert not re.search(r'(src|href)\s*=\s*"?(https?:)?//', page, re.IGNORECASE)
+    assert not re.search(r"<script|<link|@import|url\(", page, re.IGNORECASE)
+    images = _images(page)
+    # Samples, loss curves, class grid, class histogram, per-class accuracy, nearest neighbours.
+    assert len(images) == 6
+    for uri in images:
+        assert uri.startswith("data:image/png;base64,")
+        assert base64.b64decode(uri.removeprefix("data:image/png;base64,")).startswith(PNG_MAGIC)
+    for text in ("Fréchet distance", "Kernel distance", "Memorisation", "Conditional accuracy",
+                 "Nearest training neighbours", "No champion in the registry yet"):
+        assert text in page
+    assert f"{metrics['fd_real']:.4g}" in page  # each metric beside its floor
+
+    run_id = json.loads((trained / "models" / train.RUN_FILE).read_text())["run_id"]
+    run = mlflow.get_run(run_id)
+    assert run.data.metrics["eval.kid"] == pytest.approx(metrics["kid"])
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
+    assert {"evaluation/report.html", "evaluation/neighbours.png", "evaluation/class_grid.png",
+            "evaluation/class_histogram.csv", "evaluation/metrics.json"} <= logged
+
+    # The first registered version becomes the champion; the next report shows its tagged values.
+    registered = registry.run(RegisterConfig(), trained / "models", trained / "metrics.json",
+                              trained / "registered.json")
+    _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())
+    page = (trained / "report.html").read_text()
+    assert f"Champion v{registered['version']}" in page and "not comparable" not in page
