@@ -10,6 +10,7 @@ from sample_files import sample_images, write_csv, write_folder, write_idx
 from ganops.config import DataConfig
 from ganops.data import prepare, sources
 from ganops.data.sources import folder
+from ganops.errors import GanopsError
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def test_idx_gzip_and_raw_with_labels(tmp_path, images_and_labels):
         label_file = write_idx(tmp_path / f"lab{compress}", labels.astype(np.uint8), compress)
         loaded = sources.load(DataConfig(source="idx", path=str(image_file), labels_path=str(label_file),
                                          image_size=12))
-        np.testing.assert_allclose(loaded.images, expected01(images), atol=1e-7)
+        assert loaded.images.dtype == np.uint8  # no resize: prepare scales the file's own bytes
+        np.testing.assert_allclose(loaded.unit_images(), expected01(images), atol=1e-7)
         np.testing.assert_array_equal(loaded.labels, labels)
         assert loaded.sources[3] == f"img{compress}:3"
         assert (loaded.orig_shapes == [12, 12, 1]).all()
@@ -40,8 +42,8 @@ def test_npz_with_and_without_labels_and_float_scale(tmp_path, images_and_labels
     np.savez(tmp_path / "b.npz", x=images.astype(np.float32) / 255.0)  # 0–1 floats, unlabelled
     a = sources.load(DataConfig(source="npz", path=str(tmp_path / "a.npz"), image_size=12))
     b = sources.load(DataConfig(source="npz", path=str(tmp_path / "b.npz"), image_size=12))
-    np.testing.assert_allclose(a.images, expected01(images), atol=1e-7)
-    np.testing.assert_allclose(b.images, a.images, atol=1e-6)
+    np.testing.assert_allclose(a.unit_images(), expected01(images), atol=1e-7)
+    np.testing.assert_allclose(b.images, a.unit_images(), atol=1e-6)
     np.testing.assert_array_equal(a.labels, labels)
     assert b.labels is None
 
@@ -126,10 +128,37 @@ def test_gray_sources_expand_to_rgb(tmp_path, images_and_labels):
     loaded = sources.load(DataConfig(source="idx", path=str(path), image_size=16, channels=3))
     assert loaded.images.shape == (60, 16, 16, 3)
     np.testing.assert_array_equal(loaded.images[..., 0], loaded.images[..., 2])
+    native = sources.load(DataConfig(source="idx", path=str(path), image_size=12, channels=3))
+    assert native.images.dtype == np.uint8 and native.images.shape == (60, 12, 12, 3)
+    np.testing.assert_array_equal(native.images, np.repeat(images[..., None], 3, axis=-1))
 
 
-def test_every_source_prepares_the_same_data(tmp_path, images_and_labels):
-    """Same unlabelled images through each format → identical prepared pixels (the same data hash)."""
+def test_idx_gzip_members_and_trailing_bytes(tmp_path, images_and_labels):
+    import gzip
+
+    images, _ = images_and_labels
+    body = write_idx(tmp_path / "raw", images, compress=False).read_bytes()
+    (tmp_path / "members.gz").write_bytes(gzip.compress(body[:1000]) + gzip.compress(body[1000:]))
+    loaded = sources.load(DataConfig(source="idx", path=str(tmp_path / "members.gz"), image_size=12))
+    np.testing.assert_array_equal(loaded.images[..., 0], images)
+    (tmp_path / "long.gz").write_bytes(gzip.compress(body + b"\0" * 7))
+    with pytest.raises(GanopsError, match=r"long.gz: trailing bytes after the body: header says 60×12×12 "
+                                          r"values = 8,640 bytes, file has 8,647"):
+        sources.load(DataConfig(source="idx", path=str(tmp_path / "long.gz"), image_size=12))
+    (tmp_path / "short").write_bytes(body[:10])
+    with pytest.raises(GanopsError, match=r"short: truncated IDX header \(10 bytes, expected 16\)"):
+        sources.load(DataConfig(source="idx", path=str(tmp_path / "short"), image_size=12))
+    damaged = bytearray(gzip.compress(body))
+    damaged[-8] ^= 0xFF  # the CRC of the uncompressed data
+    (tmp_path / "crc.gz").write_bytes(bytes(damaged))
+    with pytest.raises(GanopsError, match=r"crc.gz: corrupt gzip stream"):
+        sources.load(DataConfig(source="idx", path=str(tmp_path / "crc.gz"), image_size=12))
+
+
+@pytest.mark.parametrize("image_size", [10, 12], ids=["resized", "native"])
+def test_every_source_prepares_the_same_data(tmp_path, images_and_labels, image_size):
+    """Same unlabelled images through each format → identical prepared pixels (the same data hash),
+    whether resized (floats everywhere) or at their own size (uint8 from idx and npz, floats from the rest)."""
     images, _ = images_and_labels
     np.savez(tmp_path / "x.npz", x=images)
     configs = [
@@ -138,6 +167,6 @@ def test_every_source_prepares_the_same_data(tmp_path, images_and_labels):
         DataConfig(source="csv", path=str(write_csv(tmp_path / "x.csv", images, None)), label_column=None),
         DataConfig(source="folder", path=str(write_folder(tmp_path / "pngs", images, None))),
     ]
-    hashes = {cfg.source: prepare.run(cfg.model_copy(update={"image_size": 10}), tmp_path / cfg.source).data_hash
+    hashes = {cfg.source: prepare.run(cfg.model_copy(update={"image_size": image_size}), tmp_path / cfg.source).data_hash
               for cfg in configs}
     assert len(set(hashes.values())) == 1, hashes

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from ganops import artifacts
 from ganops.config import DataConfig
@@ -23,8 +22,7 @@ HOLDOUT_FILE = "holdout.npz"
 SUMMARY_FILE = "summary.parquet"
 INFO_FILE = "dataset.json"
 SOURCE_FILE = "source.json"  # where the images came from: source, path, class names, skipped files
-_SUMMARY_CHUNK = 8192  # images per statistics pass: bounds the temporaries of std() and isfinite()
-
+_CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache while scaled, summarised, hashed
 
 def image_hashes(images: np.ndarray) -> list[str]:
     """sha1 of each image's bytes: equal images (duplicates, train/holdout leaks) share a hash."""
@@ -32,38 +30,74 @@ def image_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha1(row).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
 
-def _chunk_statistics(chunk: np.ndarray) -> tuple:
+def scale_signed(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """`images[rows]` (uint8 0–255 or float32 [0, 1]) scaled to [-1, 1] into float32 `out`.
+
+    uint8 pixels go through `sources.unit_from_integers`' float32 division first, so an image read as
+    uint8 and the same image read as floats prepare to identical bytes, hence identical hashes.
+    """
+    if images.dtype == np.uint8:
+        np.divide(images[rows], np.float32(255), out=out, dtype=np.float32)
+    else:
+        np.take(images, rows, axis=0, out=out)
+    out *= np.float32(2.0)
+    out -= np.float32(1.0)
+
+
+def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> tuple:
+    scale_signed(images, rows, out)
+    flat = out.reshape(len(out), -1)
     with np.errstate(invalid="ignore"):
-        return (chunk.min(axis=1), chunk.max(axis=1), chunk.mean(axis=1), chunk.std(axis=1),
-                (~np.isfinite(chunk)).sum(axis=1), image_hashes(chunk))
+        mean = flat.mean(axis=1, dtype=np.float64)  # NaN or inf exactly where a row holds one
+        centred = flat - mean.astype(np.float32)[:, None]
+        std = np.sqrt(np.einsum("ij,ij->i", centred, centred) / np.float32(flat.shape[1]))
+    nonfinite = np.zeros(len(flat), dtype=np.int64)
+    for row in np.flatnonzero(~np.isfinite(mean)):
+        nonfinite[row] = np.count_nonzero(~np.isfinite(flat[row]))
+    return flat.min(axis=1), flat.max(axis=1), mean, std, nonfinite, image_hashes(flat)
 
 
-def summarise(images: np.ndarray, labels: np.ndarray | None, split: str,
-              source_names: list[str], orig_shapes: np.ndarray) -> pd.DataFrame:
-    flat = np.ascontiguousarray(images).reshape(len(images), -1)
-    chunks = [flat[start:start + _SUMMARY_CHUNK] for start in range(0, len(flat), _SUMMARY_CHUNK)]
-    # numpy reductions and sha1 of buffers over 2 KB release the GIL: threads use every core.
+def scale_and_summarise(images: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """`images[rows]` scaled to [-1, 1] (float32), each image's pixel statistics and its content hash.
+
+    One pass over the data in chunks of `_CHUNK_IMAGES`, on every core: numpy and sha1 of buffers over
+    2 KB release the GIL. Only the result array is allocated at full size.
+    """
+    scaled = np.empty((len(rows),) + images.shape[1:], dtype=np.float32)
+    starts = range(0, len(rows), _CHUNK_IMAGES)
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(_chunk_statistics, chunks))
+        parts = list(pool.map(lambda s: _scale_chunk(images, rows[s:s + _CHUNK_IMAGES], scaled[s:s + _CHUNK_IMAGES]),
+                              starts))
     columns = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0) for i in range(5)]
-    return pd.DataFrame({
-        "index": np.arange(len(images), dtype=np.int64),
-        "split": split,
-        "source": source_names,
-        "label": labels if labels is not None else np.full(len(images), -1, dtype=np.int64),
-        "orig_height": orig_shapes[:, 0],
-        "orig_width": orig_shapes[:, 1],
-        "orig_channels": orig_shapes[:, 2],
+    statistics = {
         "min": columns[0].astype(np.float32),
         "max": columns[1].astype(np.float32),
         "mean": columns[2].astype(np.float32),
         "std": columns[3].astype(np.float32),
         "nonfinite": columns[4].astype(np.int64),
-        "hash": [digest for part in parts for digest in part[5]],
+    }
+    return scaled, statistics, [digest for part in parts for digest in part[5]]
+
+
+def summary_table(split: str, labels: np.ndarray | None, source_names: list[str], orig_shapes: np.ndarray,
+                  statistics: dict[str, np.ndarray], hashes: list[str]) -> pd.DataFrame:
+    count = len(hashes)
+    return pd.DataFrame({
+        "index": np.arange(count, dtype=np.int64),
+        "split": split,
+        "source": source_names,
+        "label": labels if labels is not None else np.full(count, -1, dtype=np.int64),
+        "orig_height": orig_shapes[:, 0],
+        "orig_width": orig_shapes[:, 1],
+        "orig_channels": orig_shapes[:, 2],
+        **statistics,
+        "hash": hashes,
     })
 
 
 def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # here: every later stage imports this module
+
     indices = np.arange(count)
     stratify = labels
     if labels is not None and np.bincount(labels - labels.min()).min(initial=count) < 2:
@@ -91,14 +125,11 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
     tables, splits, hashes = [], {}, {}
     for name, idx in (("train", train_idx), ("holdout", holdout_idx)):
         rows = keep[idx]
-        images = np.take(loaded.images, rows, axis=0)
-        images *= np.float32(2.0)  # in place: a 70,000-image split is 220 MB per copy
-        images -= np.float32(1.0)
+        images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows)
         split_labels = loaded.labels[rows] if loaded.labels is not None else None
         splits[name] = artifacts.Split(images=images, labels=split_labels)
-        tables.append(summarise(images, split_labels, name,
-                                [loaded.sources[r] for r in rows], loaded.orig_shapes[rows]))
-        hashes[name] = tables[-1]["hash"].tolist()
+        tables.append(summary_table(name, split_labels, [loaded.sources[r] for r in rows],
+                                    loaded.orig_shapes[rows], statistics, hashes[name]))
     summary = pd.concat(tables, ignore_index=True)
 
     data_hash = hashlib.sha1()

@@ -3,63 +3,114 @@
 Header: two zero bytes, a type code, the number of dimensions, then each dimension as a big-endian
 uint32; the body is the values in C order. Images are uint8 with 3 dimensions (N, H, W; magic 2051)
 or 4 (N, H, W, C with C 1 or 3; magic 2052); labels are integers with 1 dimension (magic 2049 for uint8).
+
+The body is decompressed (or read) straight into one numpy buffer of the size the header announces:
+no second copy of the file, and images that need no resizing stay uint8 until prepare scales them.
 """
 
 from __future__ import annotations
 
-import gzip
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, existing, finish, integer_labels, uniform_shapes, unit_from_integers)
+    LoadedImages, existing, finish_integers, integer_labels, uniform_shapes)
 from ganops.errors import GanopsError
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IMAGE_MAGIC = 0x0803  # uint8, 3 dimensions
 LABEL_MAGIC = 0x0801  # uint8, 1 dimension
+_GZIP_SIGNATURE = b"\x1f\x8b"
+_READ_BYTES = 1 << 20  # compressed bytes per read
+_MAX_PIECE = 4 << 20  # decompressed bytes per piece: bounds memory on highly compressible input
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when it starts with the gzip signature (whatever its name)."""
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+def _gzip_pieces(handle, path: Path, first: bytes) -> Iterator[bytes]:
+    """Decompressed pieces of a gzip file (several concatenated members allowed), at most _MAX_PIECE each."""
+    stream, data = zlib.decompressobj(wbits=31), first
     try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise GanopsError(f"{path}: truncated gzip stream (the file ends before its compressed data does)") from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
+        while True:
+            if not data:
+                data = handle.read(_READ_BYTES)
+                if not data:
+                    if not stream.eof:
+                        raise GanopsError(f"{path}: truncated gzip stream "
+                                          "(the file ends before its compressed data does)")
+                    return
+            if stream.eof:  # another member follows
+                if data[:2] != _GZIP_SIGNATURE[:len(data[:2])]:
+                    raise GanopsError(f"{path}: corrupt gzip stream (unexpected bytes after the compressed data)")
+                stream = zlib.decompressobj(wbits=31)
+            piece = stream.decompress(data, _MAX_PIECE)
+            data = stream.unconsumed_tail or stream.unused_data
+            if piece:
+                yield piece
+    except zlib.error as exc:
         raise GanopsError(f"{path}: corrupt gzip stream ({exc})") from None
 
 
-def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> np.ndarray:
-    data = read_bytes(path)
+def _pieces(path: Path) -> Iterator[bytes]:
+    """The file's content in pieces, decompressed when it starts with the gzip signature (whatever its name)."""
+    with open(path, "rb") as handle:
+        first = handle.read(_READ_BYTES)
+        if first[:2] == _GZIP_SIGNATURE:
+            yield from _gzip_pieces(handle, path, first)
+            return
+        yield first
+        while piece := handle.read(_READ_BYTES):
+            yield piece
+
+
+def _header(path: Path, kind: str, head: bytes, allowed_dims: tuple[int, ...],
+            integer_only: bool) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(header size, dimensions, dtype) from the file's first bytes (all of them when it has fewer than 20)."""
     expected = "2051 (uint8 images, N×H×W)" if kind == "image" else "2049 (uint8 labels, N)"
-    if len(data) < 4:
-        raise GanopsError(f"{path}: too short to be an IDX {kind} file ({len(data)} bytes)")
-    magic = int.from_bytes(data[:4], "big")
-    type_code, ndim = data[2], data[3]
-    if data[:2] != b"\0\0" or type_code not in _TYPES or ndim not in allowed_dims \
+    if len(head) < 4:
+        raise GanopsError(f"{path}: too short to be an IDX {kind} file ({len(head)} bytes)")
+    magic = int.from_bytes(head[:4], "big")
+    type_code, ndim = head[2], head[3]
+    if head[:2] != b"\0\0" or type_code not in _TYPES or ndim not in allowed_dims \
             or (kind == "image" and type_code != 0x08) \
             or (integer_only and _TYPES[type_code][1] not in "ui"):
         raise GanopsError(f"{path}: wrong magic number {magic} (0x{magic:08x}) for an IDX {kind} file, "
                           f"expected {expected}")
     header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise GanopsError(f"{path}: truncated IDX header ({len(data)} bytes, expected {header_size})")
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_TYPES[type_code])
-    body = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    have = len(data) - header_size
-    if have != body:
+    if len(head) < header_size:
+        raise GanopsError(f"{path}: truncated IDX header ({len(head)} bytes, expected {header_size})")
+    dims = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    return header_size, dims, np.dtype(_TYPES[type_code])
+
+
+def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> np.ndarray:
+    pieces = _pieces(path)
+    head = b""
+    for piece in pieces:  # the header is at most 20 bytes, almost always within the first piece
+        head += piece
+        if len(head) >= 20:
+            break
+    header_size, dims, dtype = _header(path, kind, head, allowed_dims, integer_only)
+    body = np.empty(int(np.prod(dims, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
+    have = 0
+
+    def store(data) -> None:
+        nonlocal have
+        kept = min(len(data), len(body) - have)
+        body[have:have + kept] = np.frombuffer(data, dtype=np.uint8, count=kept)
+        have += len(data)  # bytes beyond the body are counted, not kept
+
+    store(memoryview(head)[header_size:])
+    for piece in pieces:
+        store(piece)
+    if have != len(body):
         shape = "×".join(map(str, dims))
-        problem = "truncated body" if have < body else "trailing bytes after the body"
-        raise GanopsError(f"{path}: {problem}: header says {shape} values = {body:,} bytes, file has {have:,}")
-    values = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(dims)
+        problem = "truncated body" if have < len(body) else "trailing bytes after the body"
+        raise GanopsError(f"{path}: {problem}: header says {shape} values = {len(body):,} bytes, "
+                          f"file has {have:,}")
+    values = body.view(dtype).reshape(dims)
     return values.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -80,7 +131,7 @@ def load(cfg: DataConfig) -> LoadedImages:
         labels = integer_labels(raw_labels, str(labels_path), lambda i: f"label {i}")
     name = images_path.name
     return LoadedImages(
-        images=finish(unit_from_integers(pixels), cfg, str(images_path)),
+        images=finish_integers(pixels, cfg, str(images_path)),
         labels=labels,
         sources=[f"{name}:{i}" for i in range(len(pixels))],
         orig_shapes=uniform_shapes(len(pixels), pixels.shape[1:]),

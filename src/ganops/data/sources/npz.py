@@ -12,7 +12,7 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, existing, finish, integer_labels, uniform_shapes, unit_from_numbers)
+    LoadedImages, existing, finish, finish_integers, integer_labels, uniform_shapes, unit_from_numbers)
 from ganops.errors import GanopsError
 
 
@@ -33,8 +33,12 @@ def load(cfg: DataConfig) -> LoadedImages:
     if pixels.ndim != 4 or pixels.shape[-1] not in (1, 3):
         raise GanopsError(f"{path}: key 'x' has shape {pixels.shape}, expected (N, H, W) or (N, H, W, C) "
                           f"with C 1 or 3")
-    per_image = int(np.prod(pixels.shape[1:]))
-    images01 = unit_from_numbers(pixels, f"{path}: key 'x'", lambda flat: f"image {flat // per_image}")
+    if pixels.dtype == np.uint8:  # every value is a valid pixel: nothing to check, no float copy yet
+        images = finish_integers(pixels, cfg, str(path))
+    else:
+        per_image = int(np.prod(pixels.shape[1:]))
+        images = finish(unit_from_numbers(pixels, f"{path}: key 'x'", lambda flat: f"image {flat // per_image}"),
+                        cfg, str(path))
     labels = None
     if raw_labels is not None:
         if raw_labels.ndim != 1 or len(raw_labels) != len(pixels):
@@ -42,7 +46,7 @@ def load(cfg: DataConfig) -> LoadedImages:
                               f"(expected ({len(pixels)},))")
         labels = integer_labels(raw_labels, f"{path}: key 'y'", lambda i: f"index {i}")
     return LoadedImages(
-        images=finish(images01, cfg, str(path)),
+        images=images,
         labels=labels,
         sources=[f"{path.name}:{i}" for i in range(len(pixels))],
         orig_shapes=uniform_shapes(len(pixels), pixels.shape[1:]),
