@@ -215,8 +215,8 @@ def test_skip_unreadable_skips_and_reports_each_file(tmp_path):
     assert info.train_count + info.holdout_count == 11  # 12 written, 00002.png broken, bad.png added
 
 
-def test_prepare_does_not_import_tensorflow():
-    code = ("import sys, ganops.data.prepare; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'great_expectations'}))")
+def test_prepare_does_not_import_tensorflow_or_sklearn():
+    heavy = "{'tensorflow', 'keras', 'great_expectations', 'sklearn'}"  # sklearn: a second of start-up
+    code = f"import sys, ganops.data.prepare; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

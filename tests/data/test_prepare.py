@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 
 from ganops import artifacts
 from ganops.config import DataConfig
 from ganops.data import prepare
+from ganops.errors import GanopsError
 
 
 def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
@@ -42,3 +44,29 @@ def test_prepare_records_where_the_images_came_from(prepared_digits):
     provenance = artifacts.read_json(prepared_digits / prepare.SOURCE_FILE)
     assert provenance == {"source": "digits", "path": None, "labels_path": None, "images_read": 1797,
                           "classes": None, "skipped": []}
+
+
+@pytest.mark.parametrize(("count", "classes", "fraction", "seed"),
+                         [(300, 10, 0.2, 0), (1797, 10, 0.2, 3), (101, 3, 0.33, 7), (50, 1, 0.1, 1),
+                          (40, 4, 0.25, 2), (60, None, 0.2, 5)])
+def test_split_matches_scikit_learn(count, classes, fraction, seed):
+    """Our split draws exactly what train_test_split draws (it was the implementation before)."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(seed)
+    labels = None if classes is None else rng.integers(0, classes, count) * 2  # class numbers with gaps
+    if labels is not None:
+        labels[:2 * classes] = np.repeat(np.arange(classes) * 2, 2)  # ≥ 2 images per class
+    train, holdout = prepare.split_indices(count, labels, DataConfig(holdout_fraction=fraction, seed=seed))
+    expected = train_test_split(np.arange(count), test_size=fraction, random_state=seed, stratify=labels)
+    np.testing.assert_array_equal(train, np.sort(expected[0]))
+    np.testing.assert_array_equal(holdout, np.sort(expected[1]))
+
+
+def test_split_without_stratification_when_a_class_has_one_image():
+    labels = np.array([0] * 20 + [1])
+    train, holdout = prepare.split_indices(21, labels, DataConfig(holdout_fraction=0.2, seed=0))
+    assert (len(train), len(holdout)) == (16, 5) and not set(train) & set(holdout)
+    with pytest.raises(GanopsError, match="data.holdout_fraction: cannot split 20 images of 10 classes into 18 "
+                                          "train and 2 holdout images with every class in both"):
+        prepare.split_indices(20, np.arange(10).repeat(2), DataConfig(holdout_fraction=0.1))

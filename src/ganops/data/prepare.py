@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -95,19 +96,53 @@ def summary_table(split: str, labels: np.ndarray | None, source_names: list[str]
     })
 
 
-def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split  # here: every later stage imports this module
+def _approximate_mode(class_counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Per-class draw counts summing to `draws`, proportional to `class_counts`, ties broken by `rng`."""
+    continuous = class_counts / class_counts.sum() * draws
+    floored = np.floor(continuous)
+    need_to_add = int(draws - floored.sum())
+    if need_to_add > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            add_now = min(len(tied), need_to_add)
+            floored[rng.choice(tied, size=add_now, replace=False)] += 1
+            need_to_add -= add_now
+            if need_to_add == 0:
+                break
+    return floored.astype(int)
 
-    indices = np.arange(count)
-    stratify = labels
-    if labels is not None and np.bincount(labels - labels.min()).min(initial=count) < 2:
-        stratify = None  # a class with one image cannot be split both ways
-    try:
-        train_idx, holdout_idx = train_test_split(
-            indices, test_size=cfg.holdout_fraction, random_state=cfg.seed, stratify=stratify)
-    except ValueError as exc:
-        raise GanopsError(f"data.holdout_fraction: cannot split {count} images ({exc})") from None
-    return np.sort(train_idx), np.sort(holdout_idx)
+
+def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, holdout) positions: seeded, stratified when every class has two images or more.
+
+    The same draws, in the same order, as scikit-learn's `train_test_split(test_size=holdout_fraction,
+    random_state=seed, stratify=labels)` (tests/data/test_prepare.py compares them), without the
+    second of start-up that importing scikit-learn costs every prepare run.
+    """
+    holdout_count = math.ceil(cfg.holdout_fraction * count)
+    train_count = count - holdout_count
+    if train_count <= 0 or holdout_count >= count:
+        raise GanopsError(f"data.holdout_fraction: cannot split {count} images "
+                          f"({holdout_count} for the holdout would leave no training images)")
+    rng = np.random.RandomState(cfg.seed)
+    classes = np.unique(labels, return_inverse=True, return_counts=True) if labels is not None else None
+    if classes is None or classes[2].min() < 2:  # a class with one image cannot be split both ways
+        permutation = rng.permutation(count)
+        return np.sort(permutation[holdout_count:]), np.sort(permutation[:holdout_count])
+    _, class_of, class_counts = classes
+    if min(train_count, holdout_count) < len(class_counts):
+        raise GanopsError(f"data.holdout_fraction: cannot split {count} images of {len(class_counts)} classes "
+                          f"into {train_count} train and {holdout_count} holdout images with every class in both")
+    members = np.split(np.argsort(class_of, kind="stable"), np.cumsum(class_counts)[:-1])
+    train_per_class = _approximate_mode(class_counts, train_count, rng)
+    holdout_per_class = _approximate_mode(class_counts - train_per_class, holdout_count, rng)
+    train, holdout = [], []
+    for class_members, n_train, n_holdout in zip(members, train_per_class, holdout_per_class):
+        shuffled = class_members[rng.permutation(len(class_members))]
+        train.append(shuffled[:n_train])
+        holdout.append(shuffled[n_train:n_train + n_holdout])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(holdout))
 
 
 def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
