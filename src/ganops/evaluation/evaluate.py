@@ -75,8 +75,11 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
         real_features, holdout_features, subset, cfg.kid_subsets, cfg.seed)
 
     k = min(cfg.precision_recall_k, count - 1)
-    results["precision"], results["recall"] = metrics.precision_recall(holdout_features, generated_features, k)
-    results["precision_real"], results["recall_real"] = metrics.precision_recall(holdout_features, real_features, k)
+    holdout_radii = metrics.knn_radii(holdout_features, k)
+    results["precision"], results["recall"] = metrics.precision_recall(
+        holdout_features, generated_features, k, real_radii=holdout_radii)
+    results["precision_real"], results["recall_real"] = metrics.precision_recall(
+        holdout_features, real_features, k, real_radii=holdout_radii)
 
     holdout_to_train, _ = metrics.nearest_neighbours(holdout_features, train_features)
     generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
