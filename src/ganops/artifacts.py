@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,14 @@ def write_split(path: str | Path, split: Split) -> None:
     arrays = {"images": split.images.astype(np.float32, copy=False)}
     if split.labels is not None:
         arrays["labels"] = split.labels.astype(np.int64, copy=False)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:  # a file handle stops numpy appending a second ".npz"
-            np.savez(handle, **arrays)
+    # The layout np.savez writes (stored members "images.npy", "labels.npy"), without its copy of every
+    # 16 MB block: each array's buffer goes to the zip member as it is.
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            array = np.ascontiguousarray(array)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
+                member.write(memoryview(array.reshape(-1)).cast("B"))
 
 
 def read_split(path: str | Path) -> Split:

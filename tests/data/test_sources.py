@@ -170,3 +170,20 @@ def test_every_source_prepares_the_same_data(tmp_path, images_and_labels, image_
     hashes = {cfg.source: prepare.run(cfg.model_copy(update={"image_size": image_size}), tmp_path / cfg.source).data_hash
               for cfg in configs}
     assert len(set(hashes.values())) == 1, hashes
+
+
+def test_idx_read_in_the_background_prepares_like_npz(tmp_path):
+    """A body larger than one decompressed piece (4 MB) arrives while prepare already scales its first
+    images: same result as the npz source, and a truncated file still fails with nothing written."""
+    images, labels = sample_images(count=7000, side=28, classes=10, seed=4)
+    np.savez(tmp_path / "x.npz", x=images, y=labels)
+    gz = write_idx(tmp_path / "x.gz", images)
+    label_file = write_idx(tmp_path / "y.gz", labels.astype(np.uint8))
+    via_idx = prepare.run(DataConfig(source="idx", path=str(gz), labels_path=str(label_file), image_size=28),
+                          tmp_path / "idx")
+    via_npz = prepare.run(DataConfig(source="npz", path=str(tmp_path / "x.npz"), image_size=28), tmp_path / "npz")
+    assert via_idx.data_hash == via_npz.data_hash
+    gz.write_bytes(gz.read_bytes()[:-1_000_000])
+    with pytest.raises(GanopsError, match=r"x.gz: truncated gzip stream"):
+        prepare.run(DataConfig(source="idx", path=str(gz), image_size=28), tmp_path / "stage" / "out")
+    assert not any((tmp_path / "stage").iterdir())

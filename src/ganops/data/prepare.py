@@ -7,6 +7,7 @@ import hashlib
 import math
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def scale_signed(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     out -= np.float32(1.0)
 
 
-def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> tuple:
+def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]) -> tuple:
+    if len(rows):
+        wait_for(int(rows.max()) + 1)
     scale_signed(images, rows, out)
     flat = out.reshape(len(out), -1)
     with np.errstate(invalid="ignore"):
@@ -58,17 +61,19 @@ def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> tuple
     return flat.min(axis=1), flat.max(axis=1), mean, std, nonfinite, image_hashes(flat)
 
 
-def scale_and_summarise(images: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+def scale_and_summarise(images: np.ndarray, rows: np.ndarray, wait_for: Callable[[int], None] = sources.all_loaded
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
     """`images[rows]` scaled to [-1, 1] (float32), each image's pixel statistics and its content hash.
 
-    One pass over the data in chunks of `_CHUNK_IMAGES`, on every core: numpy and sha1 of buffers over
-    2 KB release the GIL. Only the result array is allocated at full size.
+    One pass over the data in chunks of `_CHUNK_IMAGES`, in order, on every core (numpy and sha1 of
+    buffers over 2 KB release the GIL); each chunk first waits for its images (`LoadedImages.wait_for`),
+    so the work overlaps a source still reading. Only the result array is allocated at full size.
     """
     scaled = np.empty((len(rows),) + images.shape[1:], dtype=np.float32)
     starts = range(0, len(rows), _CHUNK_IMAGES)
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(lambda s: _scale_chunk(images, rows[s:s + _CHUNK_IMAGES], scaled[s:s + _CHUNK_IMAGES]),
-                              starts))
+        parts = list(pool.map(
+            lambda s: _scale_chunk(images, rows[s:s + _CHUNK_IMAGES], scaled[s:s + _CHUNK_IMAGES], wait_for), starts))
     columns = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0) for i in range(5)]
     statistics = {
         "min": columns[0].astype(np.float32),
@@ -147,7 +152,7 @@ def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tup
 
 def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
     """Load, split, scale and summarise; write everything into `out_dir` in one atomic swap."""
-    loaded = sources.load(cfg)
+    loaded = sources.load(cfg, in_background=True)
     for skipped_file, problem in loaded.skipped:
         print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)
     count = len(loaded)
@@ -157,26 +162,7 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
     labels = loaded.labels[keep] if loaded.labels is not None else None
 
     train_idx, holdout_idx = split_indices(len(keep), labels, cfg)
-    tables, splits, hashes = [], {}, {}
-    for name, idx in (("train", train_idx), ("holdout", holdout_idx)):
-        rows = keep[idx]
-        images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows)
-        split_labels = loaded.labels[rows] if loaded.labels is not None else None
-        splits[name] = artifacts.Split(images=images, labels=split_labels)
-        tables.append(summary_table(name, split_labels, [loaded.sources[r] for r in rows],
-                                    loaded.orig_shapes[rows], statistics, hashes[name]))
-    summary = pd.concat(tables, ignore_index=True)
-
-    data_hash = hashlib.sha1()
-    for name in ("train", "holdout"):
-        data_hash.update("".join(hashes[name]).encode())
-        if splits[name].labels is not None:
-            data_hash.update(splits[name].labels.tobytes())
     _, height, width, channels = loaded.images.shape
-    info = artifacts.DatasetInfo(
-        source=cfg.source, height=height, width=width, channels=channels,
-        num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
-        train_count=len(train_idx), holdout_count=len(holdout_idx), data_hash=data_hash.hexdigest())
     provenance = {
         "source": cfg.source,
         "path": cfg.path,
@@ -185,12 +171,34 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
         "classes": {str(k): v for k, v in loaded.classes.items()} if loaded.classes else None,
         "skipped": [{"file": f, "problem": p} for f, p in loaded.skipped],
     }
-
-    with artifacts.atomic_path(out_dir) as tmp:
+    tables, labels_of, hashes, writes = [], {}, {}, []
+    # One writer thread: a split's file is written (its CRC and the copy into the page cache release the
+    # GIL) while the next split is scaled and the summary table is built.
+    with artifacts.atomic_path(out_dir) as tmp, ThreadPoolExecutor(max_workers=1) as writer:
         tmp.mkdir()
-        artifacts.write_split(tmp / TRAIN_FILE, splits["train"])
-        artifacts.write_split(tmp / HOLDOUT_FILE, splits["holdout"])
-        artifacts.write_summary(tmp / SUMMARY_FILE, summary)
+        for name, file_name, idx in (("train", TRAIN_FILE, train_idx), ("holdout", HOLDOUT_FILE, holdout_idx)):
+            rows = keep[idx]
+            images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows, loaded.wait_for)
+            loaded.wait_for(count)  # the whole input read and its end checked before anything is written
+            labels_of[name] = loaded.labels[rows] if loaded.labels is not None else None
+            writes.append(writer.submit(artifacts.write_split, tmp / file_name,
+                                        artifacts.Split(images=images, labels=labels_of[name])))
+            tables.append(summary_table(name, labels_of[name], [loaded.sources[r] for r in rows],
+                                        loaded.orig_shapes[rows], statistics, hashes[name]))
+            del images  # the writer holds the only reference: freed once written
+        artifacts.write_summary(tmp / SUMMARY_FILE, pd.concat(tables, ignore_index=True))
+
+        data_hash = hashlib.sha1()
+        for name in ("train", "holdout"):
+            data_hash.update("".join(hashes[name]).encode())
+            if labels_of[name] is not None:
+                data_hash.update(labels_of[name].tobytes())
+        info = artifacts.DatasetInfo(
+            source=cfg.source, height=height, width=width, channels=channels,
+            num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
+            train_count=len(train_idx), holdout_count=len(holdout_idx), data_hash=data_hash.hexdigest())
         artifacts.write_dataset_info(tmp / INFO_FILE, info)
         artifacts.write_json(tmp / SOURCE_FILE, provenance)
+        for write in writes:
+            write.result()
     return info

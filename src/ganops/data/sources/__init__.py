@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 from ganops.config import DataConfig
 from ganops.data.sources import csv, digits, folder, idx, npz
-from ganops.data.sources.common import RESIZE_FILTER, LoadedImages, match_channels, resize_to
+from ganops.data.sources.common import RESIZE_FILTER, LoadedImages, all_loaded, match_channels, resize_to
 from ganops.errors import GanopsError
 
-__all__ = ["RESIZE_FILTER", "SOURCES", "LoadedImages", "load", "match_channels", "resize_to"]
+__all__ = ["RESIZE_FILTER", "SOURCES", "LoadedImages", "all_loaded", "load", "match_channels", "resize_to"]
 
 SOURCES: dict[str, Callable[[DataConfig], LoadedImages]] = {
     "digits": digits.load,
@@ -26,7 +26,9 @@ SOURCES: dict[str, Callable[[DataConfig], LoadedImages]] = {
 }
 
 
-def load(cfg: DataConfig) -> LoadedImages:
+def load(cfg: DataConfig, in_background: bool = False) -> LoadedImages:
+    """The configured source's images. `in_background`: the source may return while it still fills
+    `images` (idx does); the caller then calls `wait_for` before it reads them."""
     try:
         loader = SOURCES[cfg.source]
     except KeyError:
@@ -34,4 +36,6 @@ def load(cfg: DataConfig) -> LoadedImages:
     loaded = loader(cfg)
     if len(loaded) == 0:
         raise GanopsError(f"{cfg.path or cfg.source}: no images found")
+    if not in_background:
+        loaded.wait_for(len(loaded))
     return loaded

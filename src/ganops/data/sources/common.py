@@ -28,6 +28,10 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _RESIZE_CHUNK = 4096  # images per matrix product: bounds the temporary memory of a resize
 
 
+def all_loaded(count: int) -> None:
+    """`LoadedImages.wait_for` of a source that returns with every image in memory."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedImages:
     images: np.ndarray  # (N, S, S, C): float32 in [0, 1], or uint8 0–255 (see the module docstring)
@@ -36,6 +40,10 @@ class LoadedImages:
     orig_shapes: np.ndarray  # int64 (N, 3): height, width, channels before resizing
     classes: dict[int, str] | None = None  # label → class name, where the source names its classes
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, problem)
+    # wait_for(n) blocks until images[:n] hold their pixels, and raises the source's error if reading
+    # failed: a source may still be filling `images` in the background (idx) when `load` returns.
+    # wait_for(len(images)) also checks the end of the input.
+    wait_for: Callable[[int], None] = all_loaded
 
     def __len__(self) -> int:
         return len(self.images)

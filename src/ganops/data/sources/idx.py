@@ -10,6 +10,7 @@ no second copy of the file, and images that need no resizing stay uint8 until pr
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, existing, finish_integers, integer_labels, uniform_shapes)
+    LoadedImages, all_loaded, existing, finish_integers, integer_labels, uniform_shapes)
 from ganops.errors import GanopsError
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -85,7 +86,57 @@ def _header(path: Path, kind: str, head: bytes, allowed_dims: tuple[int, ...],
     return header_size, dims, np.dtype(_TYPES[type_code])
 
 
-def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> np.ndarray:
+class _Body:
+    """An IDX body read into one preallocated buffer by a background thread, so that prepare can scale
+    the first images while the rest are still being decompressed (zlib and numpy copies release the GIL).
+    `wait_for(n)` blocks until the first n bytes are there and raises the reader's error, if any."""
+
+    def __init__(self, path: Path, pieces: Iterator[bytes], first: bytes, dims: tuple[int, ...],
+                 dtype: np.dtype) -> None:
+        self.path, self.dims, self.dtype = path, dims, dtype
+        self.array = np.empty(int(np.prod(dims, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
+        self._have, self._done, self._error = 0, False, None
+        self._changed = threading.Condition()
+        self._store(first)
+        threading.Thread(target=self._read, args=(pieces,), name=f"read {path.name}", daemon=True).start()
+
+    def _store(self, data) -> None:
+        kept = min(len(data), len(self.array) - self._have)
+        self.array[self._have:self._have + kept] = np.frombuffer(data, dtype=np.uint8, count=kept)
+        with self._changed:
+            self._have += len(data)  # bytes beyond the body are counted, not kept
+            self._changed.notify_all()
+
+    def _read(self, pieces: Iterator[bytes]) -> None:
+        try:
+            for piece in pieces:
+                self._store(piece)
+            if self._have != len(self.array):
+                shape = "×".join(map(str, self.dims))
+                problem = "truncated body" if self._have < len(self.array) else "trailing bytes after the body"
+                raise GanopsError(f"{self.path}: {problem}: header says {shape} values = {len(self.array):,} "
+                                  f"bytes, file has {self._have:,}")
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+        finally:
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+
+    def wait_for(self, byte_count: int | None = None) -> None:
+        """Until `byte_count` bytes (all, and the end of the file checked, when None) have been read."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._done or (byte_count is not None and self._have >= byte_count))
+        if self._error is not None:
+            raise self._error
+
+    def values(self) -> np.ndarray:
+        """The body as an array of the header's shape (native byte order); call after `wait_for()`."""
+        return self.array.view(self.dtype).reshape(self.dims).astype(self.dtype.newbyteorder("="), copy=False)
+
+
+def open_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> _Body:
+    """Check the header and start reading the body in the background."""
     pieces = _pieces(path)
     head = b""
     for piece in pieces:  # the header is at most 20 bytes, almost always within the first piece
@@ -93,46 +144,41 @@ def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only:
         if len(head) >= 20:
             break
     header_size, dims, dtype = _header(path, kind, head, allowed_dims, integer_only)
-    body = np.empty(int(np.prod(dims, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
-    have = 0
+    return _Body(path, pieces, memoryview(head)[header_size:], dims, dtype)
 
-    def store(data) -> None:
-        nonlocal have
-        kept = min(len(data), len(body) - have)
-        body[have:have + kept] = np.frombuffer(data, dtype=np.uint8, count=kept)
-        have += len(data)  # bytes beyond the body are counted, not kept
 
-    store(memoryview(head)[header_size:])
-    for piece in pieces:
-        store(piece)
-    if have != len(body):
-        shape = "×".join(map(str, dims))
-        problem = "truncated body" if have < len(body) else "trailing bytes after the body"
-        raise GanopsError(f"{path}: {problem}: header says {shape} values = {len(body):,} bytes, "
-                          f"file has {have:,}")
-    values = body.view(dtype).reshape(dims)
-    return values.astype(dtype.newbyteorder("="), copy=False)
+def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> np.ndarray:
+    body = open_idx(path, kind, allowed_dims, integer_only)
+    body.wait_for()
+    return body.values()
 
 
 def load(cfg: DataConfig) -> LoadedImages:
     images_path = existing(cfg.path, "file")
-    pixels = read_idx(images_path, "image", (3, 4), integer_only=True)
-    if pixels.ndim == 3:
-        pixels = pixels[..., None]
-    if pixels.shape[-1] not in (1, 3):
-        raise GanopsError(f"{images_path}: images have {pixels.shape[-1]} channels, expected 1 or 3")
+    body = open_idx(images_path, "image", (3, 4), integer_only=True)
+    shape = body.dims + (1,) * (4 - len(body.dims))
+    if shape[-1] not in (1, 3):
+        raise GanopsError(f"{images_path}: images have {shape[-1]} channels, expected 1 or 3")
     labels = None
     if cfg.labels_path:
         labels_path = existing(cfg.labels_path, "file", key="data.labels_path")
         raw_labels = read_idx(labels_path, "label", (1,), integer_only=True)
-        if len(raw_labels) != len(pixels):
-            raise GanopsError(f"{labels_path}: {len(raw_labels):,} labels for {len(pixels):,} images "
+        if len(raw_labels) != shape[0]:
+            raise GanopsError(f"{labels_path}: {len(raw_labels):,} labels for {shape[0]:,} images "
                               f"in {images_path}")
         labels = integer_labels(raw_labels, str(labels_path), lambda i: f"label {i}")
+    pixels = body.array.reshape(shape)  # uint8: the same bytes in any byte order
+    image_bytes = int(np.prod(shape[1:]))
+    if shape[1:] == (cfg.image_size, cfg.image_size, cfg.channels):  # handed on as they are, still arriving
+        images, wait_for = pixels, lambda count: body.wait_for(None if count >= shape[0] else count * image_bytes)
+    else:
+        body.wait_for()
+        images, wait_for = finish_integers(pixels, cfg, str(images_path)), all_loaded
     name = images_path.name
     return LoadedImages(
-        images=finish_integers(pixels, cfg, str(images_path)),
+        images=images,
         labels=labels,
-        sources=[f"{name}:{i}" for i in range(len(pixels))],
-        orig_shapes=uniform_shapes(len(pixels), pixels.shape[1:]),
+        sources=[f"{name}:{i}" for i in range(shape[0])],
+        orig_shapes=uniform_shapes(shape[0], shape[1:]),
+        wait_for=wait_for,
     )
