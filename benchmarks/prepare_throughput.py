@@ -3,8 +3,10 @@
 Writes the same images as IDX, NPZ, CSV and a folder of PNGs into a temporary folder, runs
 `prepare.run` on each in a fresh child process (so each peak-memory figure is its own), and prints
 images/s (a first, cold run as the stage sees it, and a second, warm run) and peak resident memory
-per source; then times validation of the prepared IDX output. Medians over `--repeats` runs. The last
-line is the headline: the slowest source's cold images/s.
+per source; then times validation of the prepared IDX output. Medians over `--repeats` runs. "process s"
+is the child's whole time up to the end of the cold run: interpreter start, imports and `prepare.run`,
+which is what the stage costs apart from reading params.yaml. The last line is the headline: the
+slowest source's cold images/s.
 
     python benchmarks/prepare_throughput.py [--count 70000] [--repeats 3]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -95,6 +98,7 @@ def child(data: dict, out: str) -> None:
     start = time.perf_counter()
     info = prepare.run(DataConfig(**data), out)
     seconds = time.perf_counter() - start
+    cold_end = time.time()  # the parent subtracts its own clock reading from before this process started
     peak_mb = _peak_resident_mb()  # of the cold run alone: the stage's own peak
     # A second run in the same process: without the first call's lazy imports (parquet writer, …).
     start = time.perf_counter()
@@ -102,6 +106,7 @@ def child(data: dict, out: str) -> None:
     warm_seconds = time.perf_counter() - start
     print(json.dumps({
         "seconds": seconds,
+        "cold_end": cold_end,
         "warm_seconds": warm_seconds,
         "images": info.train_count + info.holdout_count,
         "peak_mb": peak_mb,
@@ -110,9 +115,11 @@ def child(data: dict, out: str) -> None:
 
 
 def measure(data: dict, out: Path) -> dict:
+    started = time.time()
     result = subprocess.run([sys.executable, __file__, "--child", json.dumps(data), str(out)],
                             capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured | {"process_seconds": measured["cold_end"] - started}
 
 
 def validation_seconds(prepared: Path, out: Path) -> float | None:
@@ -150,18 +157,20 @@ def main() -> None:
               f"in {time.perf_counter() - start:.1f} s", flush=True)
 
         rates = {}
-        print(f"{'source':<8} {'images/s':>10} {'seconds':>8} {'warm img/s':>11} {'peak MB':>8}  "
+        print(f"load average {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} CPUs", flush=True)
+        print(f"{'source':<8} {'images/s':>10} {'seconds':>8} {'process s':>9} {'warm img/s':>11} {'peak MB':>8}  "
               f"(median of {args.repeats} fresh processes; warm: a second run in the same process)")
         for name, data in sources.items():
             runs = [measure(data | common, folder / f"prepared-{name}") for _ in range(args.repeats)]
             seconds = statistics.median(r["seconds"] for r in runs)
+            process_seconds = statistics.median(r["process_seconds"] for r in runs)
             peak = max(r["peak_mb"] for r in runs)
             worker_peak = max(r["worker_peak_mb"] for r in runs)
             rates[name] = runs[0]["images"] / seconds
             warm_rate = runs[0]["images"] / statistics.median(r["warm_seconds"] for r in runs)
             workers = f"  (decode workers {worker_peak:.0f} MB each)" if worker_peak > 0 else ""
-            print(f"{name:<8} {rates[name]:>10,.0f} {seconds:>8.2f} {warm_rate:>11,.0f} {peak:>8.0f}{workers}",
-                  flush=True)
+            print(f"{name:<8} {rates[name]:>10,.0f} {seconds:>8.2f} {process_seconds:>9.2f} {warm_rate:>11,.0f} "
+                  f"{peak:>8.0f}{workers}", flush=True)
 
         timings = [validation_seconds(folder / "prepared-idx", folder / f"validation-{i}")
                    for i in range(args.repeats)]
@@ -169,6 +178,7 @@ def main() -> None:
             print("validate: ganops.data.validate not available")
         else:
             print(f"validate {args.count:,} images: {statistics.median(timings):.2f} s (median of {args.repeats})")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
         slowest = min(rates, key=rates.get)
         print(f"min_images_per_s={rates[slowest]:.0f} ({slowest})")
 
