@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+from PIL import Image
 
 from ganops import artifacts
+
+
+PICTURE_WIDTH = 420  # target on-screen width of sample grids, in CSS pixels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +39,10 @@ METRIC_ROWS = (
               "Distance between Gaussians fitted to generated and holdout features (FID formula)."),
     MetricRow("fd_ratio", "FD / real-vs-real FD", "lower", "1 means as close to the holdout as real images are."),
     MetricRow("kid", "Kernel distance (KID)", "lower",
-              "Unbiased MMD² with a cubic kernel, ± its standard error over subsets; 0 within error = same distribution."),
-    MetricRow("precision", "Precision (k-NN)", "higher", "Share of generated samples inside the real image manifold: realism."),
+              "Unbiased MMD² with a cubic kernel, ± its standard error over subsets; "
+              "0 within error = same distribution."),
+    MetricRow("precision", "Precision (k-NN)", "higher",
+              "Share of generated samples inside the real image manifold: realism."),
     MetricRow("recall", "Recall (k-NN)", "higher", "Share of real images inside the generated manifold: diversity."),
     MetricRow("memorisation", "Memorisation", "near floor",
               "Share of samples nearer a training image than a typical new real image is; near 1 means copying."),
@@ -44,7 +50,8 @@ METRIC_ROWS = (
               "exp E[KL(p(y|x) ‖ p(y))]: confident and varied class predictions; at most the class count."),
     MetricRow("class_coverage", "Class coverage", "higher",
               "Share of classes generated at least half as often as in the holdout (missing modes lower it)."),
-    MetricRow("class_entropy", "Class-histogram entropy", "higher", "Entropy / log(classes): 1 when all classes are equally frequent."),
+    MetricRow("class_entropy", "Class-histogram entropy", "higher",
+              "Entropy / log(classes): 1 when all classes are equally frequent."),
     MetricRow("conditional_accuracy", "Conditional accuracy", "higher",
               "Share of class-conditioned samples the classifier assigns to the requested class."),
 )
@@ -86,6 +93,15 @@ def _figure_uri(figure: Figure) -> str:
 def _img(uri: str, alt: str, pixelated: bool = True) -> str:
     style = ' class="pixels"' if pixelated else ""
     return f'<img{style} src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _picture(path: Path, alt: str) -> str:
+    """A PNG of small pixel images, shown at least PICTURE_WIDTH pixels wide (enlarged without blurring)."""
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        width = image.width
+    return (f'<img class="pixels" width="{max(width, PICTURE_WIDTH)}" src="{_png_uri(data)}" '
+            f'alt="{html.escape(alt)}">')
 
 
 def _loss_curves(history_path: Path) -> str:
@@ -175,7 +191,7 @@ th, td { border-bottom: 1px solid #e4e4e4; padding: 0.35em 0.7em; text-align: le
 th { background: #f5f5f5; } td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.omitted td { color: #888; font-style: italic; }
 code { font-size: 0.85em; color: #555; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0.6em 0.3em 0; vertical-align: top; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.3em 0.6em 0.3em 0; vertical-align: top; }
 img.pixels { image-rendering: pixelated; }
 .note { color: #555; font-size: 0.9em; }
 .row { display: flex; flex-wrap: wrap; gap: 1.5em; } .row > div { flex: 1 1 20em; }
@@ -184,7 +200,7 @@ img.pixels { image-rendering: pixelated; }
 
 def render(context: Context) -> str:
     metrics = context.metrics
-    samples = _img(_png_uri(context.samples.read_bytes()), "generated samples")
+    samples = _picture(context.samples, "generated samples")
     sections = [
         f"<h1>GAN evaluation</h1><p class=note>MLflow run {html.escape(context.run_id)} · "
         f"{metrics['num_samples']} generated vs {metrics['num_samples']} holdout images · "
@@ -192,8 +208,10 @@ def render(context: Context) -> str:
         f"<code>{html.escape(str(metrics['featurizer_hash']))}</code> · "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC</p>",
         "<h2>Metrics</h2>" + _metrics_table(metrics, context.champion) + _champion_note(metrics, context.champion)
-        + "<p class=note>Each floor is the same metric for real training images against the same holdout "
-          "sample, with the same sample count. Distances live in this featurizer's space: compare them only "
+        + "<p class=note>Each floor is the same metric computed the same way on real images with the same "
+          "sample count: a train sample against the same holdout sample; for memorisation, one half of the "
+          "holdout sample against a threshold from the other half; for conditional accuracy, the holdout "
+          "images with their true labels. Distances live in this featurizer's space: compare them only "
           "between runs with the same featurizer hash.</p>",
         "<h2>Samples</h2><div class=row><div>" + samples + "</div><div><h3>Loss curves</h3>"
         + _loss_curves(context.history) + "</div></div>",
@@ -202,7 +220,7 @@ def render(context: Context) -> str:
         grid_path = context.class_grid
         caption = ("one row per requested class" if context.conditional
                    else "one row per class the classifier predicts; blank cells: fewer samples of that class")
-        grid = (_img(_png_uri(grid_path.read_bytes()), "per-class grid") if grid_path else "")
+        grid = _picture(grid_path, "per-class grid") if grid_path else ""
         sections.append(f"<h2>Classes</h2><div class=row><div><p class=note>{caption}</p>{grid}</div>"
                         f"<div>{_class_charts(context.class_table)}</div></div>")
     neighbours_path = context.neighbours
@@ -211,7 +229,7 @@ def render(context: Context) -> str:
         sections.append("<h2>Nearest training neighbours</h2><p class=note>Top row: the generated samples "
                         "closest to the training set (in feature space); bottom row: the nearest training "
                         f"image of each. Feature distances: {distances}.</p>"
-                        + _img(_png_uri(neighbours_path.read_bytes()), "nearest training neighbours"))
+                        + _picture(neighbours_path, "nearest training neighbours"))
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>GAN evaluation</title>"
             f"<style>{STYLE}</style></head><body>" + "".join(sections) + "</body></html>\n")
 
