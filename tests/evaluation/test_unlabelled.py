@@ -1,4 +1,5 @@
-"""Unlabelled data: the featurize stage trains an autoencoder, and evaluate says which metrics it omits."""
+"""Unlabelled data: the featurize stage trains an autoencoder; evaluate and the report say which metrics
+they omit and why."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import shutil
 
 import numpy as np
 
-from ganops import artifacts
+from ganops import artifacts, imaging
 from ganops.config import EvaluateConfig, FeaturizeConfig
 from ganops.data import prepare
-from ganops.evaluation import evaluate, featurizer
+from ganops.evaluation import evaluate, featurizer, report
 
 
 def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_digits, tmp_path):
@@ -40,3 +41,11 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
     assert all("unlabelled" in why for why in metrics["omitted"].values())
     assert not any(key.startswith("class") for key in metrics)
     assert metrics["memorisation"] == 1.0 and np.isfinite(metrics["fd"]) and metrics["fd_real"] > 0
+
+    # The report says which metrics were omitted and why, instead of leaving them out silently.
+    imaging.save_png(tmp_path / "samples.png", imaging.grid(evaluation.generated[:16]))
+    page = report.render(report.Context(
+        run_id="r", metrics=metrics, champion=None, samples=tmp_path / "samples.png", class_grid=None,
+        neighbours=None, class_table=None, neighbour_distances=evaluation.neighbours[2],
+        history=tmp_path / "absent.csv", conditional=False))
+    assert page.count("omitted: unlabelled data") == 4 and "<h2>Classes</h2>" not in page
