@@ -56,6 +56,8 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
     holdout_index = rng.choice(len(holdout_split), count, replace=False)
     real_index = rng.choice(len(train_split), count, replace=False)
     generated = generated[:count]
+    if generated_labels is not None:
+        generated_labels = np.asarray(generated_labels[:count])
 
     generated_features, generated_probs = featurizer.features_and_probabilities(generated)
     holdout_features, holdout_probs = featurizer.features_and_probabilities(holdout_split.images[holdout_index])
@@ -91,41 +93,47 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
     neighbours = (generated[closest], train_split.images[nearest_train[closest]], generated_to_train[closest])
 
-    omitted: dict[str, str] = {}
-    class_table, generated_classes = None, None
     if generated_probs is None:
         why = f"unlabelled data: the {featurizer.kind} feature space has no classes"
-        omitted.update({name: why for name in CLASSIFIER_METRICS + CONDITIONAL_METRICS})
-    else:
-        classes = featurizer.num_classes
-        predicted = generated_probs.argmax(axis=1)
-        real_probs = train_probs[real_index]
-        histogram = metrics.class_histogram(predicted, classes)
-        real_histogram = metrics.class_histogram(real_probs.argmax(axis=1), classes)
-        holdout_histogram = metrics.class_histogram(holdout_probs.argmax(axis=1), classes)
-        results["classifier_score"] = metrics.classifier_score(generated_probs)
-        results["classifier_score_real"] = metrics.classifier_score(real_probs)
-        results["class_coverage"] = metrics.class_coverage(histogram, holdout_histogram)
-        results["class_coverage_real"] = metrics.class_coverage(real_histogram, holdout_histogram)
-        results["class_entropy"] = metrics.class_entropy(histogram)
-        results["class_entropy_real"] = metrics.class_entropy(real_histogram)
-        class_table = pd.DataFrame({"class": np.arange(classes), "generated": histogram, "real": real_histogram,
-                                    "holdout": holdout_histogram})
-        generated_classes = predicted
-        if generated_labels is None:
-            omitted.update({name: "unconditional generator" for name in CONDITIONAL_METRICS})
-        else:
-            generated_labels = np.asarray(generated_labels[:count])
-            holdout_labels = holdout_split.labels[holdout_index]
-            holdout_predicted = holdout_probs.argmax(axis=1)
-            results["conditional_accuracy"] = float(np.mean(predicted == generated_labels))
-            results["conditional_accuracy_real"] = float(np.mean(holdout_predicted == holdout_labels))
-            class_table["accuracy"] = metrics.per_class_accuracy(predicted, generated_labels, classes)
-            class_table["accuracy_real"] = metrics.per_class_accuracy(holdout_predicted, holdout_labels, classes)
-            generated_classes = generated_labels
-    if omitted:
-        results["omitted"] = omitted
-    return Evaluation(results, class_table, neighbours, generated, generated_classes)
+        results["omitted"] = {name: why for name in CLASSIFIER_METRICS + CONDITIONAL_METRICS}
+        return Evaluation(results, None, neighbours, generated, None)
+    holdout_labels = None if holdout_split.labels is None else holdout_split.labels[holdout_index]
+    class_results, class_table = class_metrics(featurizer.num_classes, generated_probs, train_probs[real_index],
+                                               holdout_probs, generated_labels, holdout_labels)
+    results.update(class_results)
+    return Evaluation(results, class_table, neighbours, generated,
+                      generated_labels if generated_labels is not None else generated_probs.argmax(axis=1))
+
+
+def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndarray, holdout_probs: np.ndarray,
+                  generated_labels: np.ndarray | None,
+                  holdout_labels: np.ndarray | None) -> tuple[dict, pd.DataFrame]:
+    """The classifier's view: score, coverage and entropy of generated vs real samples against the holdout's
+    class histogram, and (conditional generators) accuracy on the requested classes. Returns the metrics
+    and the per-class table."""
+    predicted = generated_probs.argmax(axis=1)
+    histogram = metrics.class_histogram(predicted, classes)
+    real_histogram = metrics.class_histogram(real_probs.argmax(axis=1), classes)
+    holdout_histogram = metrics.class_histogram(holdout_probs.argmax(axis=1), classes)
+    results = {
+        "classifier_score": metrics.classifier_score(generated_probs),
+        "classifier_score_real": metrics.classifier_score(real_probs),
+        "class_coverage": metrics.class_coverage(histogram, holdout_histogram),
+        "class_coverage_real": metrics.class_coverage(real_histogram, holdout_histogram),
+        "class_entropy": metrics.class_entropy(histogram),
+        "class_entropy_real": metrics.class_entropy(real_histogram),
+    }
+    table = pd.DataFrame({"class": np.arange(classes), "generated": histogram, "real": real_histogram,
+                          "holdout": holdout_histogram})
+    if generated_labels is None or holdout_labels is None:
+        results["omitted"] = {name: "unconditional generator" for name in CONDITIONAL_METRICS}
+        return results, table
+    holdout_predicted = holdout_probs.argmax(axis=1)
+    results["conditional_accuracy"] = float(np.mean(predicted == generated_labels))
+    results["conditional_accuracy_real"] = float(np.mean(holdout_predicted == holdout_labels))
+    table["accuracy"] = metrics.per_class_accuracy(predicted, generated_labels, classes)
+    table["accuracy_real"] = metrics.per_class_accuracy(holdout_predicted, holdout_labels, classes)
+    return results, table
 
 
 def class_grid(images: np.ndarray, classes: np.ndarray, num_classes: int,
