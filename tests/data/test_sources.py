@@ -58,6 +58,7 @@ def test_csv_0_255_and_0_1_labelled_and_not(tmp_path, images_and_labels):
     np.testing.assert_allclose(b.images, a.images, atol=1e-6)
     np.testing.assert_array_equal(a.labels, labels)
     assert b.labels is None and a.sources[0] == "a.csv:line 2"
+    assert a.images.flags.c_contiguous  # each image's pixels together: prepare gathers whole images
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp"])

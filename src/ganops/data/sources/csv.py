@@ -70,7 +70,8 @@ def load(cfg: DataConfig) -> LoadedImages:
         for chunk in pd.read_csv(path, dtype={name: np.float32 for name in pixel_columns}, chunksize=_CHUNK_ROWS):
             if label_column is not None:
                 label_chunks.append(chunk.pop(label_column).to_numpy())
-            pixel_chunks.append(chunk.to_numpy(dtype=np.float32))
+            # to_numpy() is column-major here: make each image's pixels contiguous (prepare gathers rows).
+            pixel_chunks.append(np.ascontiguousarray(chunk.to_numpy(dtype=np.float32)))
     except (ValueError, pd.errors.ParserError):
         raise GanopsError(f"{path}: {_first_bad_cell(path, pixel_columns)}") from None
     if not pixel_chunks or sum(len(c) for c in pixel_chunks) == 0:
