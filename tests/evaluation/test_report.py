@@ -8,12 +8,13 @@ import json
 import re
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
-from ganops import registry
+from ganops import imaging, registry
 from ganops.config import EvaluateConfig, RegisterConfig, TrainConfig
-from ganops.evaluation import evaluate
+from ganops.evaluation import evaluate, report
 from ganops.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,3 +76,17 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
     _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())
     page = (trained / "report.html").read_text()
     assert f"Champion v{registered['version']}" in page and "not comparable" not in page
+
+
+def test_report_warns_when_the_champion_used_another_featurizer(tmp_path):
+    imaging.save_png(tmp_path / "samples.png", imaging.grid(-np.ones((4, 8, 8, 1), np.float32)))
+    metrics = {"fd": 2.0, "fd_real": 1.0, "fd_ratio": 2.0, "num_samples": 4, "featurizer_hash": "aaaa",
+               "featurizer": "classifier"}
+    champion = {"name": "gan-generator", "alias": "champion", "version": "3", "run_id": "r0",
+                "featurizer_hash": "bbbb", "metrics": {"fd": 1.5, "fd_ratio": 1.25}}
+    page = report.render(report.Context(
+        run_id="r1", metrics=metrics, champion=champion, samples=tmp_path / "samples.png", class_grid=None,
+        neighbours=None, class_table=None, neighbour_distances=np.zeros(0), history=tmp_path / "absent.csv",
+        conditional=False))
+    assert "Champion v3" in page and "<td>1.25</td>" in page
+    assert "Measured with featurizer bbbb, not aaaa" in page and "not comparable" in page
