@@ -45,6 +45,8 @@ SETTINGS_FILE = "settings.json"
 MODEL_CODE_FILE = "ganops_generator_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent
 OUTPUT_FORMATS = ("array", "png")
+METRIC_TAG = "metric."  # version tag prefix of each evaluate metric: metric.fd_ratio, ...
+FEATURIZER_TAG = "featurizer_hash"
 # Seeds travel as JSON numbers; above 2**53 a double no longer holds every integer.
 MAX_SEED = 2**53
 
@@ -255,14 +257,26 @@ def _tag_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
+def tagged_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """The numeric `metric.*` tags of a version, without the prefix (unparsable values are skipped)."""
+    values = {}
+    for key, raw in tags.items():
+        if key.startswith(METRIC_TAG):
+            try:
+                values[key.removeprefix(METRIC_TAG)] = float(raw)
+            except ValueError:
+                continue
+    return values
+
+
 def version_tags(metrics: dict[str, Any], run_id: str, run: Any) -> dict[str, str]:
     """What a version carries: its metrics, data and featurizer hashes, training params and commit."""
     tags = {"run_id": run_id}
     for key, value in metrics.items():
-        if key == "featurizer_hash":
-            tags["featurizer_hash"] = str(value)
+        if key == FEATURIZER_TAG:
+            tags[FEATURIZER_TAG] = str(value)
         elif isinstance(value, bool | int | float):
-            tags[f"metric.{key}"] = _tag_value(value)
+            tags[f"{METRIC_TAG}{key}"] = _tag_value(value)
     run_tags = run.data.tags
     if run_tags.get("ganops.data_hash"):
         tags["data_hash"] = run_tags["ganops.data_hash"]
@@ -276,11 +290,10 @@ def version_tags(metrics: dict[str, Any], run_id: str, run: Any) -> dict[str, st
 
 def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, Any]) -> str:
     # Rounded for reading; the tags keep the exact values the gate compares.
-    metrics = ", ".join(f"{k.removeprefix('metric.')}={float(v):.4g}" for k, v in sorted(tags.items())
-                        if k.startswith("metric."))
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(tagged_metrics(tags).items()))
     kind = (f"conditional on {settings['num_classes']} labels" if settings["num_classes"]
             else "unconditional")
-    short = {k: (tags.get(k) or "unknown")[:12] for k in ("git_commit", "data_hash", "featurizer_hash")}
+    short = {k: (tags.get(k) or "unknown")[:12] for k in ("git_commit", "data_hash", FEATURIZER_TAG)}
     return (f"{name} v{version}: EMA generator of run {tags['run_id']}, {kind}, latent_dim "
             f"{settings['latent_dim']}, images {'x'.join(map(str, settings['image_shape']))}.\n"
             f"Metrics: {metrics or 'none'}.\n"
@@ -321,7 +334,7 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
                 pip_requirements=_requirements(),
                 params={k.removeprefix("param."): v for k, v in tags.items() if k.startswith("param.")},
             )
-            numeric = {k.removeprefix("metric."): float(v) for k, v in tags.items() if k.startswith("metric.")}
+            numeric = tagged_metrics(tags)
             if numeric:
                 mlflow.log_metrics({f"eval.{k}": v for k, v in numeric.items()}, model_id=info.model_id)
     version = str(info.registered_model_version)
@@ -418,9 +431,9 @@ def _alias_version(client, name: str, alias: str) -> Any | None:
 
 
 def _gate_metric(name: str, version: Any, metric: str) -> float:
-    raw = version.tags.get(f"metric.{metric}")
+    raw = version.tags.get(f"{METRIC_TAG}{metric}")
     if raw is None:
-        known = sorted(k.removeprefix("metric.") for k in version.tags if k.startswith("metric."))
+        known = sorted(k.removeprefix(METRIC_TAG) for k in version.tags if k.startswith(METRIC_TAG))
         raise GanopsError(f"promote.metric: {name} v{version.version} has no metric {metric!r} "
                           f"(it has {', '.join(known) or 'none'})")
     try:
@@ -483,7 +496,7 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
     champion_value = _gate_metric(cfg.model_name, champion, gate.metric)
     wins, why = compare(gate, candidate_value, champion_value)
     why = f"{why}, champion v{previous}"
-    featurizers = (candidate.tags.get("featurizer_hash"), champion.tags.get("featurizer_hash"))
+    featurizers = (candidate.tags.get(FEATURIZER_TAG), champion.tags.get(FEATURIZER_TAG))
     if gate.require_same_featurizer and featurizers[0] != featurizers[1]:
         wins = False
         why = (f"featurizer {str(featurizers[0])[:12]} differs from the champion's {str(featurizers[1])[:12]}, "

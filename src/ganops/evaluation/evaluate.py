@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ganops import artifacts, imaging, tracking
+from ganops import artifacts, imaging, registry, tracking
 from ganops.config import EvaluateConfig, RegisterConfig
 from ganops.data import prepare
 from ganops.evaluation import featurizer as featurizer_lib
@@ -34,8 +34,6 @@ CLASS_GRID_FILE = "class_grid.png"
 NEIGHBOURS_FILE = "neighbours.png"
 CLASSIFIER_METRICS = ("classifier_score", "class_coverage", "class_entropy")
 CONDITIONAL_METRICS = ("conditional_accuracy",)
-# The version tag names the registry writes (registry.version_tags): `metric.<key of metrics.json>`.
-CHAMPION_METRIC_TAG = "metric."
 
 
 @dataclasses.dataclass
@@ -153,15 +151,9 @@ def champion_summary(register_cfg: RegisterConfig) -> dict | None:
         version = MlflowClient().get_model_version_by_alias(register_cfg.model_name, register_cfg.champion_alias)
     except MlflowException:
         return None
-    values = {}
-    for key, raw in version.tags.items():
-        if key.startswith(CHAMPION_METRIC_TAG):
-            try:
-                values[key.removeprefix(CHAMPION_METRIC_TAG)] = float(raw)
-            except ValueError:
-                continue
     return {"name": register_cfg.model_name, "alias": register_cfg.champion_alias, "version": str(version.version),
-            "run_id": version.run_id, "featurizer_hash": version.tags.get("featurizer_hash"), "metrics": values}
+            "run_id": version.run_id, "featurizer_hash": version.tags.get(registry.FEATURIZER_TAG),
+            "metrics": registry.tagged_metrics(version.tags)}
 
 
 def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, featurizer_path: str | Path,
