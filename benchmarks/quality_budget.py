@@ -1,0 +1,172 @@
+"""Quality per CPU-second: Fréchet distance (in the featurizer's space, as the evaluate stage computes it)
+against training seconds, for a time-budgeted run of the train stage's trainer.
+
+The MNIST test set (10,000 images, /work/shared/data/mnist-t10k) is prepared by the prepare stage's code
+with an 80/20 split (8,000 train / 2,000 holdout); the featurizer is trained on it with the default
+`featurize` params. Training uses the repository's `train` params with `--set` overrides and
+`max_seconds = --seconds`. Every `--every` seconds of training the EMA generator's weights are copied
+(milliseconds, so the budget is spent on training); after training each copy is evaluated exactly like
+the evaluate stage (same sample count, same seed, same floor) plus the classifier's mean max-softmax
+confidence on the generated images.
+
+Writes `<out>/curve.csv` (seconds, step, fd, fd_real, fd_ratio, confidence,
+confidence_real: the classifier's confidence on real holdout images), `<out>/curve.png` and
+`<out>/samples.png` (the final generator). The last line is `fd_ratio=<final ratio>`.
+
+    python benchmarks/quality_budget.py --out reports/quality_budget --seconds 240 --every 30 \
+        --set arch=dcgan --set base_filters=32 --set batch_size=16
+
+Measured on the shared 2-core CPU (load average 4–5 from other jobs), 240 s: batch 64 ended at 9.97× the
+floor, batch 32 at 7.16×, batch 16 at 4.99× (5,940 steps), each still falling at the end: on a CPU budget
+more, smaller steps beat fewer large ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "data" / "mnist-t10k"
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {text!r}: expected key=value (a key of the train section)")
+    return key.strip(), yaml.safe_load(value)
+
+
+def load_load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder for curve.csv, curve.png and samples.png")
+    parser.add_argument("--seconds", type=float, default=240.0, help="training budget (train.max_seconds)")
+    parser.add_argument("--every", type=float, default=20.0, help="seconds of training between curve points")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a train param, e.g. --set base_filters=32 (repeatable)")
+    parser.add_argument("--params", default=str(REPO / "params.yaml"))
+    parser.add_argument("--mnist", default=str(MNIST), help="folder with the t10k idx files")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    from ganops import artifacts, imaging
+    from ganops.config import DataConfig, load_params
+    from ganops.data import prepare
+    from ganops.errors import GanopsError
+    from ganops.evaluation import evaluate, featurizer
+    from ganops.models import sampling
+    from ganops.training import train
+
+    mnist = Path(args.mnist)
+    if not (mnist / "t10k-images-idx3-ubyte.gz").exists():
+        raise SystemExit(f"{mnist}: MNIST t10k files not found")
+    params = load_params(args.params)
+    updates = dict(parse_override(text) for text in args.overrides)
+    try:
+        cfg = type(params.train).model_validate({**params.train.model_dump(), **updates, "max_seconds": args.seconds})
+    except Exception as exc:  # pydantic names the bad key
+        raise SystemExit(f"--set: {exc}") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared"
+        data_cfg = DataConfig(source="idx", path=str(mnist / "t10k-images-idx3-ubyte.gz"),
+                              labels_path=str(mnist / "t10k-labels-idx1-ubyte.gz"), image_size=28,
+                              holdout_fraction=0.2)
+        info = prepare.run(data_cfg, prepared)
+        train_split = artifacts.read_split(prepared / prepare.TRAIN_FILE)
+        holdout_split = artifacts.read_split(prepared / prepare.HOLDOUT_FILE)
+        started = time.perf_counter()
+        summary = featurizer.run(params.featurize, prepared, Path(tmp) / "featurizer.keras", Path(tmp) / "f.json")
+        features = featurizer.load(Path(tmp) / "featurizer.keras")
+        print(f"data: {info.train_count} train / {info.holdout_count} holdout 28x28; featurizer holdout accuracy "
+              f"{summary['holdout_accuracy']:.3f} ({time.perf_counter() - started:.0f}s)", flush=True)
+
+    snapshots: list[tuple[float, int, list[np.ndarray]]] = []
+
+    class Snapshots(keras.callbacks.Callback):
+        """Copy the EMA weights every `every` seconds of training (the train loop's own clock)."""
+
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            self.next_at = args.every
+
+        def on_train_batch_end(self, batch, logs=None):
+            seconds = time.perf_counter() - self.started
+            if seconds >= self.next_at:
+                snapshots.append((seconds, int(logs["step"]), self.model.ema_generator.get_weights()))
+                self.next_at += args.every
+
+    print(f"train: {cfg.model_dump(exclude_defaults=True)}; load average before {load_load_average()}", flush=True)
+    try:
+        result = train.train(cfg, train_split, num_classes=info.num_classes, extra_callbacks=[Snapshots()])
+    except GanopsError as exc:
+        raise SystemExit(f"train: {exc}") from None
+    print(f"trained {result.steps} steps in {result.seconds:.1f}s; load average after {load_load_average()}",
+          flush=True)
+
+    generator = result.gan.ema_generator
+    final_weights = generator.get_weights()
+    rows = []
+    count = min(params.evaluate.num_samples, len(train_split), len(holdout_split))
+    # The classifier's confidence on real holdout images: the ceiling for the samples' confidence.
+    confidence_real = float(features.probabilities(holdout_split.images[:count]).max(axis=1).mean())
+    points = [snap for snap in snapshots if snap[1] < result.steps] + [(result.seconds, result.steps, final_weights)]
+    for seconds, step, weights in points:
+        generator.set_weights(weights)
+        generated = sampling.sample(generator, count, params.evaluate.seed)
+        evaluation = evaluate.compute(params.evaluate, generated, train_split, holdout_split, features)
+        metrics = evaluation.metrics if hasattr(evaluation, "metrics") else evaluation  # dict in older versions
+        confidence = float(features.probabilities(generated).max(axis=1).mean())
+        rows.append({"seconds": round(seconds, 2), "step": step, "fd": metrics["fd"], "fd_real": metrics["fd_real"],
+                     "fd_ratio": metrics["fd_ratio"], "confidence": confidence, "confidence_real": confidence_real})
+        print(f"{seconds:7.1f}s  step {step:6d}  fd {metrics['fd']:8.3f}  floor {metrics['fd_real']:.3f}  "
+              f"ratio {metrics['fd_ratio']:7.2f}  confidence {confidence:.3f}", flush=True)
+    curve = pd.DataFrame(rows)
+    curve.to_csv(out / "curve.csv", index=False)
+    imaging.save_png(out / "samples.png", imaging.grid(generated[:100], columns=10, upscale=2))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(curve["seconds"], curve["fd_ratio"], marker="o")
+    axis.axhline(10.0, linestyle="--", color="gray", linewidth=1, label="10× the floor")
+    axis.axhline(1.0, linestyle=":", color="gray", linewidth=1, label="the floor (real vs real)")
+    axis.legend(loc="upper right")
+    axis.set_yscale("log")
+    axis.set_xlabel("training seconds")
+    axis.set_ylabel("Fréchet distance / real-vs-real floor")
+    axis.set_title(f"MNIST t10k, {cfg.arch}, batch {cfg.batch_size}: final {curve['fd_ratio'].iloc[-1]:.2f}×")
+    axis.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out / "curve.png", dpi=100)
+    best = curve["fd_ratio"].min()
+    print(f"final {curve['fd_ratio'].iloc[-1]:.2f}× the floor (best {best:.2f}×), mean confidence "
+          f"{curve['confidence'].iloc[-1]:.3f} (real holdout images {confidence_real:.3f}); wrote {out}/curve.csv, curve.png, samples.png", flush=True)
+    print(f"fd_ratio={curve['fd_ratio'].iloc[-1]:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
