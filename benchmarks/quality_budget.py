@@ -164,7 +164,8 @@ def main() -> None:
     figure.savefig(out / "curve.png", dpi=100)
     best = curve["fd_ratio"].min()
     print(f"final {curve['fd_ratio'].iloc[-1]:.2f}× the floor (best {best:.2f}×), mean confidence "
-          f"{curve['confidence'].iloc[-1]:.3f} (real holdout images {confidence_real:.3f}); wrote {out}/curve.csv, curve.png, samples.png", flush=True)
+          f"{curve['confidence'].iloc[-1]:.3f} (real holdout images {confidence_real:.3f}); "
+          f"wrote {out}/curve.csv, curve.png, samples.png", flush=True)
     print(f"fd_ratio={curve['fd_ratio'].iloc[-1]:.3f}")
 
 

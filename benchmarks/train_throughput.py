@@ -138,7 +138,8 @@ def main() -> None:
                       r1_weight=0.0, augment=[], max_seconds=None, precision=args.precision)
     plan = devices.plan(cfg)
     print(f"data: {source}, {len(images)} images {'x'.join(map(str, images.shape[1:]))}; "
-          f"{plan.describe()}; batch {args.batch}, {args.steps} steps × {args.repeats} repeats", flush=True)
+          f"{plan.describe()}; batch {args.batch}, {args.steps} steps × {args.repeats} repeats; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     keras.utils.set_random_seed(0)
     runners = {"trainer": Trainer(cfg, images), "plain loop": PlainLoop(cfg, images)}
@@ -153,7 +154,7 @@ def main() -> None:
               flush=True)
     trainer, plain = statistics.median(rates["trainer"]), statistics.median(rates["plain loop"])
     print(f"median images/s: trainer {trainer:.1f}, plain tf.function loop {plain:.1f}, "
-          f"ratio {trainer / plain:.2f}", flush=True)
+          f"ratio {trainer / plain:.2f}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(f"images_per_s={trainer:.1f}")
 
 
