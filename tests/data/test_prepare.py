@@ -70,3 +70,30 @@ def test_split_without_stratification_when_a_class_has_one_image():
     with pytest.raises(GanopsError, match="data.holdout_fraction: cannot split 20 images of 10 classes into 18 "
                                           "train and 2 holdout images with every class in both"):
         prepare.split_indices(20, np.arange(10).repeat(2), DataConfig(holdout_fraction=0.1))
+
+
+def test_statistics_and_hashes_match_numpy_per_image():
+    rng = np.random.default_rng(0)
+    images = rng.random((2500, 6, 6, 1), dtype=np.float32)  # more than one chunk
+    images[7] = 0.25  # constant: std exactly 0
+    images[9, 0, 0, 0], images[9, 1, 1, 0], images[11, 2, 2, 0] = np.nan, np.inf, -np.inf
+    rows = np.arange(1, 2500, 2)  # images 7, 9, 11 are rows 3, 4, 5
+    scaled, statistics, hashes = prepare.scale_and_summarise(images, rows)
+    expected = images[rows] * np.float32(2) - np.float32(1)
+    np.testing.assert_array_equal(scaled, expected)
+    flat = expected.reshape(len(rows), -1)
+    finite = np.isfinite(flat).all(axis=1)
+    assert finite.sum() == len(rows) - 2
+    np.testing.assert_allclose(statistics["mean"][finite], flat[finite].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(statistics["std"][finite], flat[finite].std(axis=1), atol=1e-6)
+    np.testing.assert_array_equal(statistics["min"][finite], flat[finite].min(axis=1))
+    np.testing.assert_array_equal(statistics["max"][finite], flat[finite].max(axis=1))
+    assert statistics["std"][3] == 0.0
+    assert statistics["nonfinite"][[4, 5]].tolist() == [2, 1] and statistics["nonfinite"].sum() == 3
+    assert hashes == prepare.image_hashes(expected)
+
+    uint8 = (rng.random((300, 5, 5, 1)) * 255).astype(np.uint8)
+    as_uint8, _, uint8_hashes = prepare.scale_and_summarise(uint8, np.arange(300))
+    as_float, _, float_hashes = prepare.scale_and_summarise(uint8 / np.float32(255), np.arange(300))
+    np.testing.assert_array_equal(as_uint8, as_float)  # the same bytes whichever kind a source returns
+    assert uint8_hashes == float_hashes

@@ -26,6 +26,7 @@ INFO_FILE = "dataset.json"
 SOURCE_FILE = "source.json"  # where the images came from: source, path, class names, skipped files
 _CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache while scaled, summarised, hashed
 
+
 def image_hashes(images: np.ndarray) -> list[str]:
     """sha1 of each image's bytes: equal images (duplicates, train/holdout leaks) share a hash."""
     flat = np.ascontiguousarray(images).reshape(len(images), -1)
