@@ -10,7 +10,10 @@
   (worker 0) should write checkpoints and outputs, and the dataset must be sharded per worker.
 - **Precision.** `train.precision: auto` → `mixed_float16` on a GPU (both optimizers wrapped in
   `keras.optimizers.LossScaleOptimizer`, see gan.py), `float32` on a CPU. `mixed_bfloat16` needs no loss
-  scaling (same exponent range as float32) and can be chosen explicitly, e.g. for CPUs with AMX.
+  scaling (same exponent range as float32) and can be chosen explicitly, e.g. for CPUs with AMX: on this
+  project's 2-core CPU (AMX-BF16) the DCGAN tutorial stack at batch 256 trained at 450 images/s in
+  mixed_bfloat16 vs 286 for the float32 tutorial loop in the same run (float32 trainer ≈ float32 loop);
+  its effect on sample quality is not measured, so `auto` keeps float32 on CPUs.
   The saved EMA generator always computes in float32.
 - **XLA.** `train.jit_compile: null` → on for GPUs, off on CPUs: on this project's 2-core CPU the DCGAN step
   ran at 213 images/s with XLA vs 336 without (TF 2.21 XLA's CPU convolutions do not use oneDNN).
