@@ -14,12 +14,15 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="model folder (generator, history, run id)")
     parser.add_argument("--checkpoints", default=None,
                         help="persistent checkpoint folder to resume from and write to (none: no checkpoints)")
+    parser.add_argument("--featurizer", default=None,
+                        help="the featurize stage's network, for the quality monitor (train.monitor_every_epochs)")
     args = parser.parse_args()
 
     from ganops.config import load_params
     from ganops.training import train
 
-    result = train.run(load_params(args.params).train, args.prepared, args.out, args.checkpoints)
+    result = train.run(load_params(args.params).train, args.prepared, args.out, args.checkpoints,
+                       featurizer_path=args.featurizer)
     budget = " (time budget reached)" if result.stopped_by_budget else ""
     print(f"trained {result.steps} steps in {result.total_seconds:.0f}s{budget}", flush=True)
 

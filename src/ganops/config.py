@@ -67,8 +67,8 @@ class FeaturizeConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """The train stage. A checkpoint is resumed only when every key but `epochs` and `max_seconds` (which may
-    grow) matches the run that wrote it, and the data hash too."""
+    """The train stage. A checkpoint is resumed only when every key but `epochs`, `max_seconds` (which may
+    grow) and the `monitor_*` keys matches the run that wrote it, and the data hash too."""
 
     arch: Literal["dcgan", "mlp"] = "mlp"  # mlp suits 8×8 digits best; dcgan from 28×28 up
     conditional: bool = False  # class-conditional G (label embedding) and projection D; needs labels
@@ -90,6 +90,10 @@ class TrainConfig(_Section):
     max_seconds: float | None = Field(150.0, gt=0.0)  # training-time budget (summed over resumes)
     checkpoint_every_steps: int = Field(200, ge=1)
     sample_every_epochs: int = Field(10, ge=1)
+    # Quality monitor: Fréchet distance of the EMA generator's samples to the holdout (and its ratio to the
+    # real-vs-real floor) in the featurizer's space, every this many epochs and at the end; null: off.
+    monitor_every_epochs: int | None = Field(50, ge=1)
+    monitor_samples: int = Field(500, ge=4)  # generated = holdout = floor sample count (capped by the splits)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # auto: GPU mixed_float16
     jit_compile: bool | None = None  # XLA; null: on for GPUs, off for CPUs (slower there)
     seed: int = 0

@@ -34,7 +34,7 @@ def _images(page: str) -> list[str]:
 @pytest.fixture
 def trained(prepared_digits, tmp_path, mlflow_store):
     cfg = TrainConfig(arch="mlp", conditional=True, epochs=2, max_seconds=None, batch_size=32, latent_dim=16,
-                      sample_every_epochs=1)
+                      sample_every_epochs=1, monitor_every_epochs=None)
     train.run(cfg, prepared_digits, tmp_path / "models", tmp_path / "checkpoints", say=lambda _: None)
     return tmp_path
 

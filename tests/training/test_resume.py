@@ -24,7 +24,7 @@ from ganops.training import train as train_lib
 
 TINY = {"arch": "dcgan", "r1_weight": 0.0, "max_seconds": None, "epochs": 40, "batch_size": 32,
         "base_filters": 8, "latent_dim": 16, "ema_decay": 0.9, "checkpoint_every_steps": 40,
-        "sample_every_epochs": 1000}
+        "sample_every_epochs": 1000, "monitor_every_epochs": None}
 
 
 def _stage(repo_root, prepared, workdir, env):

@@ -50,9 +50,7 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
             generated_labels: np.ndarray | None = None) -> Evaluation:
     """Every metric for `generated` (with its conditioning labels, for a conditional generator)."""
     count = min(len(generated), len(train_split), len(holdout_split))
-    rng = np.random.default_rng(cfg.seed)
-    holdout_index = rng.choice(len(holdout_split), count, replace=False)
-    real_index = rng.choice(len(train_split), count, replace=False)
+    holdout_index, real_index = metrics.reference_indices(count, len(holdout_split), len(train_split), cfg.seed)
     generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
@@ -64,7 +62,7 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
 
     fd = metrics.frechet_distance(generated_features, holdout_features)
     fd_real = metrics.frechet_distance(real_features, holdout_features)
-    results: dict = {"fd": fd, "fd_real": fd_real, "fd_ratio": fd / fd_real if fd_real > 0 else float("inf"),
+    results: dict = {"fd": fd, "fd_real": fd_real, "fd_ratio": metrics.floor_ratio(fd, fd_real),
                      "num_samples": count, "featurizer_hash": featurizer.hash, "featurizer": featurizer.kind}
 
     # At most half the samples per subset, so subsets differ and their spread measures KID's error.

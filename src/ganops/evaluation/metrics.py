@@ -33,6 +33,19 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(max(distance, 0.0))
 
 
+def reference_indices(count: int, holdout_size: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the holdout sample every distance compares against and of the train sample behind each floor
+    (real images the reference has never met): `count` distinct rows of each, one seeded draw, so the evaluate
+    stage and the training monitor compare against the same reference and floor."""
+    rng = np.random.default_rng(seed)
+    return rng.choice(holdout_size, count, replace=False), rng.choice(train_size, count, replace=False)
+
+
+def floor_ratio(distance: float, floor: float) -> float:
+    """A distance on the scale of its real-vs-real floor: 1 is as close as real images come; inf for a 0 floor."""
+    return distance / floor if floor > 0 else float("inf")
+
+
 def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # (x·y / d + 1)³: the kernel of the KID paper (Bińkowski et al. 2018), no bandwidth to tune.
     # In place and by multiplication (`** 3` is a slow general power): this is most of KID's time.

@@ -1,7 +1,10 @@
-"""Keras callbacks the train loop drives: progress lines, MLflow metrics and sample grids, a time budget.
+"""Keras callbacks the train loop drives: progress lines, MLflow metrics and sample grids, a quality
+monitor, a time budget.
 
 The loop (training/train.py) calls `on_train_begin`, `on_epoch_begin`, `on_train_batch_end` after every
 multi-step call (logs carry `step`), `on_epoch_end` with the epoch's mean losses, and `on_train_end`.
+Callbacks see one `logs` dict per epoch end, in list order: the monitor, listed before the progress line and
+the MLflow logger, adds its values there so both show them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import mlflow
 import numpy as np
 
 from ganops import imaging
+from ganops.evaluation import metrics
+from ganops.models import sampling
 
 
 class ProgressLine(keras.callbacks.Callback):
@@ -21,24 +26,28 @@ class ProgressLine(keras.callbacks.Callback):
     smaller of the steps left at this epoch's speed and what is left of the time budget."""
 
     def __init__(self, epochs: int, total_steps: int, batch_size: int, max_seconds: float | None = None,
-                 seconds_before: float = 0.0, stream=sys.stdout):
+                 seconds_before: float = 0.0, stream=None, untimed=()):
         super().__init__()
         self.epochs = epochs
         self.total_steps = total_steps
         self.batch_size = batch_size
         self.max_seconds = max_seconds
         self.seconds_before = seconds_before
-        self.stream = stream
+        self.stream = stream  # None: sys.stdout when printing (it may be replaced after import)
+        self.untimed = untimed  # callbacks whose `seconds` are not training time (the quality monitor)
+
+    def _clock(self) -> float:
+        return time.perf_counter() - untimed_seconds(self.untimed)
 
     def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
+        self.started = self._clock()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
+        self.epoch_started = self._clock()
         self.epoch_first_step = int(self.model.steps_done.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
+        now = self._clock()
         step = int(self.model.steps_done.numpy())
         seconds = max(now - self.epoch_started, 1e-9)
         rate = (step - self.epoch_first_step) * self.batch_size / seconds
@@ -49,7 +58,7 @@ class ProgressLine(keras.callbacks.Callback):
             eta = min(eta, max(self.max_seconds - spent, 0.0))
         losses = "  ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
         print(f"epoch {epoch + 1}/{self.epochs}  step {step}/{self.total_steps}  {losses}  "
-              f"{rate:,.0f} img/s  elapsed {spent:.0f}s  eta {eta:.0f}s", file=self.stream, flush=True)
+              f"{rate:,.0f} img/s  elapsed {spent:.0f}s  eta {eta:.0f}s", file=self.stream or sys.stdout, flush=True)
 
 
 class MlflowEpochMetrics(keras.callbacks.Callback):
@@ -93,23 +102,88 @@ class SampleGrid(keras.callbacks.Callback):
         self.log(self.epochs_done)
 
 
+class QualityMonitor(keras.callbacks.Callback):
+    """Every `every` epochs and at the last one (the final epoch, or the one the time budget stopped): the
+    Fréchet distance from the EMA generator's samples to a holdout sample in the featurizer's space, and its
+    ratio to the real-vs-real floor — the evaluate stage's `fd` and `fd_ratio`, drawn and computed by the same
+    functions (`metrics.reference_indices`, `frechet_distance`, `floor_ratio`; `sampling`) with `seed` and
+    `num_samples` in place of evaluate's. The samples come from one fixed seeded latent batch (every class
+    equally often when conditional); the reference features and the floor are computed once, at train start.
+
+    Adds `monitor.fd` and `monitor.fd_ratio` to the epoch's logs (the progress line prints them, the MLflow
+    logger logs them with step = epoch) and keeps them in `values` by epoch for the history. `seconds` sums
+    the time it spent, which the loop leaves out of the training time and the time budget."""
+
+    PREFIX = "monitor."
+    NAMES = ("fd", "fd_ratio")
+
+    def __init__(self, featurizer, train_images: np.ndarray, holdout_images: np.ndarray, every: int,
+                 epochs: int, num_samples: int, seed: int, num_classes: int = 0):
+        super().__init__()
+        self.featurizer = featurizer
+        self.count = min(num_samples, len(train_images), len(holdout_images))
+        if self.count < 2:
+            raise ValueError(f"the quality monitor needs at least 2 samples per side, got {self.count}")
+        holdout_index, real_index = metrics.reference_indices(self.count, len(holdout_images), len(train_images),
+                                                              seed)
+        self.holdout_images = holdout_images[holdout_index]
+        self.real_images = train_images[real_index]
+        self.every, self.epochs, self.seed = every, epochs, seed
+        self.labels = sampling.balanced_labels(self.count, num_classes) if num_classes else None
+        self.values: dict[int, dict[str, float]] = {}
+        self.seconds = 0.0
+        self.fd_real = None
+
+    def on_train_begin(self, logs=None):
+        started = time.perf_counter()
+        self.holdout_features = self.featurizer.features(self.holdout_images)
+        self.fd_real = metrics.frechet_distance(self.featurizer.features(self.real_images), self.holdout_features)
+        self.latent = sampling.latent_batch(self.model.ema_generator, self.count, self.seed)
+        self.seconds += time.perf_counter() - started
+
+    def measure(self) -> dict[str, float]:
+        generated = sampling.generate(self.model.ema_generator, self.latent, self.labels)
+        fd = metrics.frechet_distance(self.featurizer.features(generated), self.holdout_features)
+        return {"fd": fd, "fd_ratio": metrics.floor_ratio(fd, self.fd_real)}
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done < self.epochs and not self.model.stop_training:
+            return
+        started = time.perf_counter()
+        self.values[done] = self.measure()
+        if logs is not None:
+            logs.update({self.PREFIX + name: value for name, value in self.values[done].items()})
+        self.seconds += time.perf_counter() - started
+
+
+def untimed_seconds(untimed) -> float:
+    return sum(callback.seconds for callback in untimed)
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stop cleanly after the multi-step call during which `max_seconds` of training ran out, counting
-    `seconds_before` (training time of the run this one resumes)."""
+    `seconds_before` (training time of the run this one resumes). The `seconds` of the `untimed` callbacks
+    (the quality monitor) are not training time: `elapsed` leaves them out, so they never use up the budget."""
 
-    def __init__(self, max_seconds: float | None, seconds_before: float = 0.0):
+    def __init__(self, max_seconds: float | None, seconds_before: float = 0.0, untimed=()):
         super().__init__()
         self.max_seconds = max_seconds
         self.seconds_before = seconds_before
+        self.untimed = untimed
         self.exhausted = False
 
     def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() - untimed_seconds(self.untimed)
+
+    def elapsed(self) -> float:
+        """Training seconds since `on_train_begin`, untimed callbacks' seconds left out."""
+        return time.perf_counter() - untimed_seconds(self.untimed) - self.started
 
     def remaining(self) -> float:
         if self.max_seconds is None:
             return float("inf")
-        return self.max_seconds - self.seconds_before - (time.perf_counter() - self.started)
+        return self.max_seconds - self.seconds_before - self.elapsed()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.remaining() <= 0:

@@ -43,8 +43,8 @@ META_FILE = "meta.json"
 HISTORY_FILE = "history.csv"
 FOLDER_PATTERN = re.compile(r"^step-(\d{9})$")
 # Keys that may change between the run that wrote a checkpoint and the run that resumes it: they say how
-# long to train, not what is trained.
-RESUMABLE_CHANGES = ("epochs", "max_seconds")
+# long to train or what to watch, not what is trained.
+RESUMABLE_CHANGES = ("epochs", "max_seconds", "monitor_every_epochs", "monitor_samples")
 
 
 def fingerprint(cfg: TrainConfig, data_hash: str) -> dict[str, Any]:

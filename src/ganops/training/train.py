@@ -27,23 +27,28 @@ from ganops import artifacts, tracking
 from ganops.config import TrainConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
+from ganops.evaluation import featurizer as featurizer_lib
 from ganops.models.gan import GAN
 from ganops.models.networks import build_discriminator, build_generator
 from ganops.training import callbacks, checkpoint, devices
 
 GENERATOR_FILE = "generator.keras"  # the EMA generator: what evaluate, register and serve use
-HISTORY_FILE = "history.csv"  # per-epoch losses, a DVC plot
+HISTORY_FILE = "history.csv"  # per-epoch losses (and the monitor's distances where it ran), DVC plots
 RUN_FILE = "run.json"  # the MLflow run id that evaluate and register reopen
 SAMPLE_GRID_SIZE = 64  # images in the fixed-latent grid logged during training
 CHUNK_SECONDS = 1.0  # target duration of one multi-step call
 HISTORY_COLUMNS = ["epoch", "step", "d_loss", "g_loss", "seconds"]
+# The quality monitor's columns, empty where it did not run; named without the MLflow keys' dot, which
+# Vega-Lite (DVC plots) would read as a nested field.
+MONITOR_COLUMNS = [f"monitor_{name}" for name in callbacks.QualityMonitor.NAMES]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     gan: GAN
     history: pd.DataFrame  # one row per epoch (a last partial one when stopped early): HISTORY_COLUMNS
-    seconds: float  # training seconds of this call
+    #                        (+ MONITOR_COLUMNS with a monitor)
+    seconds: float  # training seconds of this call (the monitor's time left out)
     total_seconds: float  # training seconds over all resumed runs
     steps: int  # steps done in total, resumed ones included
     stopped_by_budget: bool
@@ -141,9 +146,11 @@ def resume_point(checkpoint_dir: Path | None, gan: GAN, run_fingerprint: dict, t
 def train(cfg: TrainConfig, train_split: artifacts.Split, *, num_classes: int | None = None,
           data_hash: str = "", checkpoint_dir: str | Path | None = None,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (), plan: devices.DevicePlan | None = None,
-          say=print) -> TrainResult:
+          monitor: callbacks.QualityMonitor | None = None, say=print) -> TrainResult:
     """Train a GAN on `train_split` (testable without MLflow). With `checkpoint_dir`, resume from a
-    compatible checkpoint there and write one every `checkpoint_every_steps` steps and at the end."""
+    compatible checkpoint there and write one every `checkpoint_every_steps` steps and at the end.
+    `monitor` runs before the other callbacks, so its values reach the progress line, the MLflow logger and
+    the history; its seconds count neither as training time nor against `max_seconds`."""
     keras.utils.set_random_seed(cfg.seed)
     plan = plan or devices.plan(cfg)
     classes = class_count(cfg, train_split, num_classes)
@@ -168,27 +175,37 @@ def train(cfg: TrainConfig, train_split: artifacts.Split, *, num_classes: int | 
         dataset = plan.strategy.experimental_distribute_dataset(dataset)
     iterator = iter(dataset)
 
-    budget = callbacks.TimeBudget(cfg.max_seconds, seconds_before)
-    hooks = keras.callbacks.CallbackList(
-        [budget, callbacks.ProgressLine(cfg.epochs, total_steps, cfg.batch_size, cfg.max_seconds, seconds_before),
-         *extra_callbacks], model=gan)
+    untimed = [monitor] if monitor is not None else []
+    columns = HISTORY_COLUMNS + (MONITOR_COLUMNS if monitor is not None else [])
+    budget = callbacks.TimeBudget(cfg.max_seconds, seconds_before, untimed=untimed)
+    progress = callbacks.ProgressLine(cfg.epochs, total_steps, cfg.batch_size, cfg.max_seconds, seconds_before,
+                                      untimed=untimed)
+    hooks = keras.callbacks.CallbackList([budget, *untimed, progress, *extra_callbacks], model=gan)
     for hook in extra_callbacks:
         if isinstance(hook, callbacks.SampleGrid):
             hook.epochs_done = step // steps_per_epoch
 
     def seconds_so_far() -> float:
-        return seconds_before + time.perf_counter() - started
+        return seconds_before + budget.elapsed()
+
+    def end_epoch(epoch: int) -> dict:
+        """Run the epoch-end callbacks; the epoch's history row."""
+        logs = {m.name: float(m.result()) for m in gan.metrics}
+        row = {"epoch": epoch + 1, "step": step, **logs, "seconds": seconds_so_far()}
+        hooks.on_epoch_end(epoch, logs)
+        if monitor is not None:
+            row.update({f"monitor_{k}": v for k, v in monitor.values.get(epoch + 1, {}).items()})
+        return row
 
     def save_checkpoint(at_step: int) -> None:
         nonlocal last_saved
         if checkpoint_dir is not None and last_saved != at_step:
             checkpoint.save(checkpoint_dir, gan, step=at_step, epochs_done=at_step // steps_per_epoch,
-                            seconds=seconds_so_far(), history=pd.DataFrame(history_rows, columns=HISTORY_COLUMNS),
+                            seconds=seconds_so_far(), history=pd.DataFrame(history_rows, columns=columns),
                             run_fingerprint=run_fingerprint)
             last_saved = at_step
 
     gan.stop_training = False
-    started = time.perf_counter()
     hooks.on_train_begin()
     step_seconds = None  # measured seconds per step, sizes the chunks
     epoch_open = False
@@ -221,21 +238,17 @@ def train(cfg: TrainConfig, train_split: artifacts.Split, *, num_classes: int | 
         step = done
         hooks.on_train_batch_end(step, {"step": step})
         if step == epoch_end:
-            logs = {m.name: float(m.result()) for m in gan.metrics}
-            history_rows.append({"epoch": epoch + 1, "step": step, **logs, "seconds": seconds_so_far()})
-            hooks.on_epoch_end(epoch, logs)
+            history_rows.append(end_epoch(epoch))
             epoch_open = False
         if step % cfg.checkpoint_every_steps == 0:
             save_checkpoint(step)
 
-    seconds = time.perf_counter() - started
-    history = pd.DataFrame(history_rows, columns=HISTORY_COLUMNS)
+    seconds = budget.elapsed()
     save_checkpoint(step)  # completed epochs only: a resumed run finishes the open one itself
+    history = pd.DataFrame(history_rows, columns=columns)
     if epoch_open:  # stopped by the budget mid-epoch: report the partial epoch too
-        logs = {m.name: float(m.result()) for m in gan.metrics}
-        partial = {"epoch": step // steps_per_epoch + 1, "step": step, **logs, "seconds": seconds_so_far()}
-        history = pd.concat([history, pd.DataFrame([partial], columns=HISTORY_COLUMNS)], ignore_index=True)
-        hooks.on_epoch_end(step // steps_per_epoch, logs)
+        partial = end_epoch(step // steps_per_epoch)
+        history = pd.concat([history, pd.DataFrame([partial], columns=columns)], ignore_index=True)
     hooks.on_train_end()
     return TrainResult(gan=gan, history=history, seconds=seconds, total_seconds=seconds_before + seconds,
                        steps=step, stopped_by_budget=budget.exhausted, resumed_from=resumed.step if resumed else None,
@@ -269,10 +282,27 @@ def _log_params(params: dict, resumed: bool) -> None:
         mlflow.log_params(params)
 
 
+def quality_monitor(cfg: TrainConfig, featurizer_path: str | Path | None, prepared_dir: Path,
+                    train_split: artifacts.Split, num_classes: int) -> callbacks.QualityMonitor | None:
+    """The monitor `cfg` asks for, on the featurize stage's frozen network and the prepared holdout; None
+    (nothing loaded) when `train.monitor_every_epochs` is null."""
+    if cfg.monitor_every_epochs is None:
+        return None
+    if featurizer_path is None:
+        raise GanopsError("train.monitor_every_epochs: the quality monitor needs the featurizer (--featurizer); "
+                          "set it to null to train without the monitor")
+    holdout_split = artifacts.read_split(prepared_dir / prepare.HOLDOUT_FILE)
+    return callbacks.QualityMonitor(featurizer_lib.load(featurizer_path), train_split.images, holdout_split.images,
+                                    every=cfg.monitor_every_epochs, epochs=cfg.epochs,
+                                    num_samples=cfg.monitor_samples, seed=cfg.seed, num_classes=num_classes)
+
+
 def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
-        checkpoint_dir: str | Path | None = None, say=print) -> TrainResult:
+        checkpoint_dir: str | Path | None = None, featurizer_path: str | Path | None = None,
+        say=print) -> TrainResult:
     """The train stage: train (resuming from `checkpoint_dir` when possible), then write the EMA generator,
-    history and run id into `out_dir`."""
+    history and run id into `out_dir`. `featurizer_path` (the featurize stage's network) is loaded only for
+    the quality monitor."""
     import mlflow
 
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
@@ -280,6 +310,7 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
     train_split = artifacts.read_split(prepared_dir / prepare.TRAIN_FILE)
     classes = class_count(cfg, train_split, info.num_classes)
+    monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
     plan = devices.plan(cfg)
     say(f"train: {plan.describe()}")
     run_fingerprint = checkpoint.fingerprint(cfg, info.data_hash)
@@ -302,7 +333,7 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
                      "data.source": info.source, "data.train_count": info.train_count,
                      "data.image_shape": "x".join(map(str, info.image_shape)), **plan.params()}, resumed)
         result = train(cfg, train_split, num_classes=classes, data_hash=info.data_hash,
-                       checkpoint_dir=checkpoint_dir, plan=plan, say=say, extra_callbacks=[
+                       checkpoint_dir=checkpoint_dir, plan=plan, monitor=monitor, say=say, extra_callbacks=[
                            callbacks.MlflowEpochMetrics(),
                            callbacks.SampleGrid(latent, every=cfg.sample_every_epochs, labels=grid_labels),
                        ])
