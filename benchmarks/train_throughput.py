@@ -8,11 +8,18 @@ tutorial's) on the same images with the same batch size:
   `BinaryCrossentropy(from_logits=True)`, called once per batch from a Python loop over a
   `shuffle().batch()` dataset.
 
+Both run with the same device plan: `--precision` (a Keras dtype policy; the loop, like the trainer, wraps
+its optimizers in `LossScaleOptimizer` for mixed_float16 and computes its losses in float32) and
+`--jit-compile` (XLA for the trainer's `train_steps` and the loop's `tf.function` alike); `auto`/`default`
+are the train stage's defaults (GPU: mixed_float16 + XLA; CPU: float32, no XLA). The loop runs on one
+device; the trainer uses every visible GPU, so pin one GPU (`CUDA_VISIBLE_DEVICES=0`) for a fair comparison.
+
 Each is warmed up (tracing, first steps) and then timed over `--steps` steps, alternating trainer and loop
 `--repeats` times so that load from other processes hits both alike; the medians are compared. The last
 line is `images_per_s=<trainer median>`.
 
     python benchmarks/train_throughput.py --arch dcgan --image-size 28 --batch 256 --steps 30
+    python benchmarks/train_throughput.py --precision mixed_float16 --jit-compile true   # a GPU: see gpu_throughput.sh
 """
 
 from __future__ import annotations
@@ -67,30 +74,40 @@ class Trainer:
 
 
 class PlainLoop:
-    """The TensorFlow DCGAN tutorial's training loop over the same layer stack."""
+    """The TensorFlow DCGAN tutorial's training loop over the same layer stack, in the plan's precision
+    (loss scaling for mixed_float16, as the TensorFlow mixed-precision guide does it) and XLA setting."""
 
-    def __init__(self, cfg, images):
+    def __init__(self, cfg, images, plan):
         import keras
         import tensorflow as tf
 
         from ganops.models.networks import build_pair
+        from ganops.training import devices
 
-        generator, discriminator = build_pair(cfg.arch, cfg.latent_dim, images.shape[1:], cfg.base_filters)
+        with devices.dtype_policy(plan.precision):
+            generator, discriminator = build_pair(cfg.arch, cfg.latent_dim, images.shape[1:], cfg.base_filters)
         cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
         g_optimizer = keras.optimizers.Adam(cfg.g_learning_rate)
         d_optimizer = keras.optimizers.Adam(cfg.d_learning_rate)
+        if plan.loss_scaling:
+            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
         batch_size, latent_dim = cfg.batch_size, cfg.latent_dim
 
-        @tf.function
+        def scaled(optimizer, loss):
+            return optimizer.scale_loss(loss) if plan.loss_scaling else loss
+
+        @tf.function(jit_compile=plan.jit_compile)
         def train_step(real_images):
             noise = tf.random.normal([batch_size, latent_dim])
             with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
                 generated_images = generator(noise, training=True)
-                real_output = discriminator(real_images, training=True)
-                fake_output = discriminator(generated_images, training=True)
+                real_output = tf.cast(discriminator(real_images, training=True), tf.float32)
+                fake_output = tf.cast(discriminator(generated_images, training=True), tf.float32)
                 gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
                 disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
                              + cross_entropy(tf.zeros_like(fake_output), fake_output))
+                gen_loss, disc_loss = scaled(g_optimizer, gen_loss), scaled(d_optimizer, disc_loss)
             gen_gradients = gen_tape.gradient(gen_loss, generator.trainable_variables)
             disc_gradients = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
             g_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
@@ -123,7 +140,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="alternating measurements of each")
     parser.add_argument("--base-filters", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=100, help="the tutorial's noise_dim")
-    parser.add_argument("--precision", default="auto", help="the trainer's train.precision (the loop is float32)")
+    parser.add_argument("--precision", default="auto",
+                        choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                        help="train.precision, for the trainer and the loop (auto: GPU mixed_float16, CPU float32)")
+    parser.add_argument("--jit-compile", default="default", choices=["default", "true", "false"],
+                        help="train.jit_compile (XLA), for the trainer and the loop (default: on for GPUs)")
     args = parser.parse_args()
 
     import keras
@@ -135,14 +156,15 @@ def main() -> None:
     # The tutorial's settings; no penalty or augmentation, so both do the same work per image.
     cfg = TrainConfig(arch=args.arch, batch_size=args.batch, latent_dim=args.latent_dim,
                       base_filters=args.base_filters, g_learning_rate=1e-4, d_learning_rate=1e-4,
-                      r1_weight=0.0, augment=[], max_seconds=None, precision=args.precision)
+                      r1_weight=0.0, augment=[], max_seconds=None, precision=args.precision,
+                      jit_compile={"default": None, "true": True, "false": False}[args.jit_compile])
     plan = devices.plan(cfg)
     print(f"data: {source}, {len(images)} images {'x'.join(map(str, images.shape[1:]))}; "
           f"{plan.describe()}; batch {args.batch}, {args.steps} steps × {args.repeats} repeats; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     keras.utils.set_random_seed(0)
-    runners = {"trainer": Trainer(cfg, images), "plain loop": PlainLoop(cfg, images)}
+    runners = {"trainer": Trainer(cfg, images), "plain loop": PlainLoop(cfg, images, plan)}
     for runner in runners.values():
         runner.run(1)  # trace and compile
         runner.run(args.warmup)
