@@ -86,8 +86,7 @@ class SampleGrid(keras.callbacks.Callback):
     def log(self, epoch: int):
         if mlflow.active_run() is None or self.last_logged == epoch:
             return
-        inputs = self.latent if self.labels is None else [self.latent, self.labels]
-        images = np.asarray(self.model.ema_generator(inputs, training=False))
+        images = sampling.generate(self.model.ema_generator, self.latent, self.labels)
         columns = int(self.labels.max()) + 1 if self.labels is not None else None
         picture = imaging.grid(images, columns=columns, upscale=imaging.upscale_for_display(images.shape[1]))
         mlflow.log_image(picture, key=self.key, step=epoch)
@@ -141,19 +140,8 @@ class QualityMonitor(keras.callbacks.Callback):
         self.latent = sampling.latent_batch(self.model.ema_generator, self.count, self.seed)
         self.seconds += time.perf_counter() - started
 
-    def generate(self) -> np.ndarray:
-        """`sampling.generate`'s images, by direct calls in its batches: `predict`'s per-call set-up would
-        cost as much as the samples themselves here."""
-        batches = []
-        for start in range(0, self.count, sampling.BATCH):
-            latent = self.latent[start:start + sampling.BATCH]
-            inputs = latent if self.labels is None else {
-                "latent": latent, sampling.LABEL_INPUT: self.labels[start:start + sampling.BATCH]}
-            batches.append(np.asarray(self.model.ema_generator(inputs, training=False), np.float32))
-        return np.concatenate(batches)
-
     def measure(self) -> dict[str, float]:
-        generated = self.generate()
+        generated = sampling.generate(self.model.ema_generator, self.latent, self.labels)
         fd = metrics.frechet_distance(self.featurizer.features(generated), self.holdout_features)
         return {"fd": fd, "fd_ratio": metrics.floor_ratio(fd, self.fd_real)}
 
