@@ -31,21 +31,23 @@ PREDICT_BATCH = 1024
 CLASSIFIER, AUTOENCODER = "classifier", "autoencoder"  # the saved model's name tells which it is
 
 
-def build_classifier(image_shape: tuple[int, int, int], num_classes: int, hidden_units: int) -> keras.Model:
+def _hidden_layer(image_shape: tuple[int, int, int], hidden_units: int):
+    """The trunk both kinds share: images → flattened → the feature layer → ReLU."""
     images = keras.Input(image_shape, name="images")
     x = keras.layers.Flatten()(images)
     features = keras.layers.Dense(hidden_units, name=FEATURE_LAYER)(x)
-    x = keras.layers.ReLU()(features)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return images, keras.layers.ReLU()(features)
+
+
+def build_classifier(image_shape: tuple[int, int, int], num_classes: int, hidden_units: int) -> keras.Model:
+    images, hidden = _hidden_layer(image_shape, hidden_units)
+    logits = keras.layers.Dense(num_classes, name="logits")(hidden)
     return keras.Model(images, logits, name=CLASSIFIER)
 
 
 def build_autoencoder(image_shape: tuple[int, int, int], hidden_units: int) -> keras.Model:
-    images = keras.Input(image_shape, name="images")
-    x = keras.layers.Flatten()(images)
-    features = keras.layers.Dense(hidden_units, name=FEATURE_LAYER)(x)
-    x = keras.layers.ReLU()(features)
-    x = keras.layers.Dense(int(np.prod(image_shape)), activation="tanh", name="reconstruction")(x)
+    images, hidden = _hidden_layer(image_shape, hidden_units)
+    x = keras.layers.Dense(int(np.prod(image_shape)), activation="tanh", name="reconstruction")(hidden)
     return keras.Model(images, keras.layers.Reshape(image_shape)(x), name=AUTOENCODER)
 
 
@@ -58,16 +60,17 @@ def weights_hash(model: keras.Model) -> str:
 
 @dataclasses.dataclass
 class Featurizer:
-    classifier: keras.Model
+    """The frozen network, classifier or autoencoder (told by its name; older files named "featurizer" are
+    classifiers)."""
 
-    """The frozen network (`classifier` holds either kind; older files named "featurizer" are classifiers)."""
+    network: keras.Model
 
     def __post_init__(self):
-        self.extractor = keras.Model(self.classifier.input, self.classifier.get_layer(FEATURE_LAYER).output)
-        self.hash = weights_hash(self.classifier)
-        self.kind = AUTOENCODER if self.classifier.name == AUTOENCODER else CLASSIFIER
-        self.num_classes = int(self.classifier.output.shape[-1]) if self.kind == CLASSIFIER else 0
-        self._both = keras.Model(self.classifier.input, [self.extractor.output, self.classifier.output])
+        self.extractor = keras.Model(self.network.input, self.network.get_layer(FEATURE_LAYER).output)
+        self.hash = weights_hash(self.network)
+        self.kind = AUTOENCODER if self.network.name == AUTOENCODER else CLASSIFIER
+        self.num_classes = int(self.network.output.shape[-1]) if self.kind == CLASSIFIER else 0
+        self._both = keras.Model(self.network.input, [self.extractor.output, self.network.output])
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.extractor.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float32)
@@ -82,7 +85,7 @@ class Featurizer:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.kind != CLASSIFIER:
             raise GanopsError("this featurizer is an autoencoder (unlabelled data): it has no class probabilities")
-        return _softmax(np.asarray(self.classifier.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float64))
+        return _softmax(np.asarray(self.network.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float64))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -127,7 +130,7 @@ def run(cfg: FeaturizeConfig, prepared_dir: str | Path, model_path: str | Path,
     holdout_split = artifacts.read_split(prepared_dir / prepare.HOLDOUT_FILE)
     featurizer, score = train(cfg, train_split, holdout_split, info.num_classes)
     with artifacts.atomic_path(model_path) as tmp:
-        featurizer.classifier.save(tmp)
+        featurizer.network.save(tmp)
     summary = {**score, "kind": featurizer.kind, "hash": featurizer.hash, "feature_dim": cfg.hidden_units,
                "data_hash": info.data_hash}
     artifacts.write_json(metrics_path, summary)
