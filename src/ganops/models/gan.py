@@ -154,7 +154,8 @@ class GAN(keras.Model):
         # remember the random initialisation, which matters for short CPU budgets.
         step = tf.cast(self.steps_done, tf.float32)
         decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + step) / (10.0 + step))
-        # All weights, BatchNorm moving statistics included, so the EMA generator is self-consistent.
+        # All weights, BatchNorm moving statistics included, so a checkpoint resumes the EMA exactly. Averaged
+        # statistics do not fit the averaged weights: what is measured or saved gets standing ones (standing.py).
         for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
             ema_var.assign(decay * ema_var + (1.0 - decay) * tf.cast(var, ema_var.dtype))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ganops import imaging
 from ganops.evaluation import metrics
-from ganops.models import sampling
+from ganops.models import sampling, standing
 
 
 class ProgressLine(keras.callbacks.Callback):
@@ -103,7 +103,7 @@ class SampleGrid(keras.callbacks.Callback):
 
 class QualityMonitor(keras.callbacks.Callback):
     """Every `every` epochs and at the last one (the final epoch, or the one the time budget stopped): the
-    Fréchet distance from the EMA generator's samples to a holdout sample in the featurizer's space, and its
+    Fréchet distance from the EMA generator's samples to a validation sample in the featurizer's space, and its
     ratio to the real-vs-real floor — the evaluate stage's `fd` and `fd_ratio`, drawn and computed by the same
     functions (`metrics.reference_indices`, `frechet_distance`, `floor_ratio`; `sampling`) with `seed` and
     `num_samples` in place of evaluate's. The samples come from one fixed seeded latent batch (every class
@@ -116,16 +116,16 @@ class QualityMonitor(keras.callbacks.Callback):
     PREFIX = "monitor."
     NAMES = ("fd", "fd_ratio")
 
-    def __init__(self, featurizer, train_images: np.ndarray, holdout_images: np.ndarray, every: int,
+    def __init__(self, featurizer, train_images: np.ndarray, validation_images: np.ndarray, every: int,
                  epochs: int, num_samples: int, seed: int, num_classes: int = 0):
         super().__init__()
         self.featurizer = featurizer
-        self.count = min(num_samples, len(train_images), len(holdout_images))
+        self.count = min(num_samples, len(train_images), len(validation_images))
         if self.count < 2:
             raise ValueError(f"the quality monitor needs at least 2 samples per side, got {self.count}")
-        holdout_index, real_index = metrics.reference_indices(self.count, len(holdout_images), len(train_images),
-                                                              seed)
-        self.holdout_images = holdout_images[holdout_index]
+        reference_index, real_index = metrics.reference_indices(self.count, len(validation_images),
+                                                                len(train_images), seed)
+        self.reference_images = validation_images[reference_index]
         self.real_images = train_images[real_index]
         self.every, self.epochs, self.seed = every, epochs, seed
         self.labels = sampling.balanced_labels(self.count, num_classes) if num_classes else None
@@ -135,14 +135,16 @@ class QualityMonitor(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         started = time.perf_counter()
-        self.holdout_features = self.featurizer.features(self.holdout_images)
-        self.fd_real = metrics.frechet_distance(self.featurizer.features(self.real_images), self.holdout_features)
+        self.reference_features = self.featurizer.features(self.reference_images)
+        self.fd_real = metrics.frechet_distance(self.featurizer.features(self.real_images), self.reference_features)
         self.latent = sampling.latent_batch(self.model.ema_generator, self.count, self.seed)
         self.seconds += time.perf_counter() - started
 
     def measure(self) -> dict[str, float]:
-        generated = sampling.generate(self.model.ema_generator, self.latent, self.labels)
-        fd = metrics.frechet_distance(self.featurizer.features(generated), self.holdout_features)
+        # The saved product's BatchNorm statistics (train.run), on a copy: the EMA keeps its averaged ones.
+        generator = standing.with_standing_statistics(self.model.ema_generator, seed=self.seed)
+        generated = sampling.generate(generator, self.latent, self.labels)
+        fd = metrics.frechet_distance(self.featurizer.features(generated), self.reference_features)
         return {"fd": fd, "fd_ratio": metrics.floor_ratio(fd, self.fd_real)}
 
     def on_epoch_end(self, epoch, logs=None):

@@ -30,6 +30,7 @@ from ganops.errors import GanopsError
 from ganops.evaluation import featurizer as featurizer_lib
 from ganops.models.gan import GAN
 from ganops.models.networks import build_discriminator, build_generator
+from ganops.models.standing import with_standing_statistics
 from ganops.training import callbacks, checkpoint, devices
 
 GENERATOR_FILE = "generator.keras"  # the EMA generator: what evaluate, register and serve use
@@ -284,15 +285,16 @@ def _log_params(params: dict, resumed: bool) -> None:
 
 def quality_monitor(cfg: TrainConfig, featurizer_path: str | Path | None, prepared_dir: Path,
                     train_split: artifacts.Split, num_classes: int) -> callbacks.QualityMonitor | None:
-    """The monitor `cfg` asks for, on the featurize stage's frozen network and the prepared holdout; None
-    (nothing loaded) when `train.monitor_every_epochs` is null."""
+    """The monitor `cfg` asks for, on the featurize stage's frozen network and the prepared validation split
+    (the test split stays unseen until evaluate); None (nothing loaded) when `train.monitor_every_epochs` is
+    null."""
     if cfg.monitor_every_epochs is None:
         return None
     if featurizer_path is None:
         raise GanopsError("train.monitor_every_epochs: the quality monitor needs the featurizer (--featurizer); "
                           "set it to null to train without the monitor")
-    holdout_split = artifacts.read_split(prepared_dir / prepare.HOLDOUT_FILE)
-    return callbacks.QualityMonitor(featurizer_lib.load(featurizer_path), train_split.images, holdout_split.images,
+    validation_split = artifacts.read_split(prepared_dir / prepare.VALIDATION_FILE)
+    return callbacks.QualityMonitor(featurizer_lib.load(featurizer_path), train_split.images, validation_split.images,
                                     every=cfg.monitor_every_epochs, epochs=cfg.epochs,
                                     num_samples=cfg.monitor_samples, seed=cfg.seed, num_classes=num_classes)
 
@@ -340,8 +342,11 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
         mlflow.log_metrics({"train_seconds": result.total_seconds, "train_steps": result.steps})
 
         out_dir.mkdir(parents=True, exist_ok=True)
+        # Saved with BatchNorm statistics of its own weights (the checkpoint keeps the averaged ones), seeded
+        # as the quality monitor's, so its last value is what evaluate measures on this file.
+        product = with_standing_statistics(result.gan.ema_generator, seed=cfg.seed)
         with artifacts.atomic_path(out_dir / GENERATOR_FILE) as tmp:
-            result.gan.ema_generator.save(tmp)
+            product.save(tmp)
         with artifacts.atomic_path(out_dir / HISTORY_FILE) as tmp:
             result.history.to_csv(tmp, index=False)
         artifacts.write_json(out_dir / RUN_FILE, {"run_id": run_id, "steps": result.steps,
