@@ -4,7 +4,7 @@ Every write is atomic: it goes to a temporary sibling and is renamed into place,
 leaves its previous output or nothing, never half a file.
 
 Formats:
-- prepared split (`train.npz`, `holdout.npz`): `images` float32 NHWC scaled to [-1, 1];
+- prepared split (`train.npz`, `validation.npz`, `test.npz`): `images` float32 NHWC scaled to [-1, 1];
   `labels` int64 (absent for unlabelled data).
 - dataset info (`dataset.json`): shape, class count, split sizes and the content hash of the data.
 - summary table (`summary.parquet`): one row per image, the columns in `SUMMARY_COLUMNS`.
@@ -33,7 +33,7 @@ from ganops.errors import GanopsError
 # over raw pixels (784 expectations per image would be far too slow).
 SUMMARY_COLUMNS = (
     "index",  # position within its split
-    "split",  # "train" or "holdout"
+    "split",  # "train", "validation" or "test"
     "source",  # file name or "file:row" the image came from
     "label",  # int class, -1 when unlabelled
     "orig_height",
@@ -44,7 +44,7 @@ SUMMARY_COLUMNS = (
     "mean",
     "std",
     "nonfinite",  # count of NaN/inf pixels
-    "hash",  # sha1 of the prepared pixels, to find duplicates and train/holdout leaks
+    "hash",  # sha1 of the prepared pixels, to find duplicates and leaks between splits
 )
 
 
@@ -144,8 +144,9 @@ class DatasetInfo:
     channels: int
     num_classes: int  # 0 when unlabelled
     train_count: int
-    holdout_count: int
-    data_hash: str  # sha1 over both splits' pixels and labels
+    validation_count: int
+    test_count: int
+    data_hash: str  # sha1 over every split's pixels and labels
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -1,4 +1,4 @@
-"""Prepare: load a source, subsample, split train/holdout (seeded, stratified when labelled), scale to
+"""Prepare: load a source, subsample, split train/validation/test (seeded, stratified when labelled), scale to
 [-1, 1], and summarise every image in a table that the validate stage checks."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,11 @@ from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.errors import GanopsError
 
-TRAIN_FILE = "train.npz"
-HOLDOUT_FILE = "holdout.npz"
+TRAIN_FILE = "train.npz"  # what the GAN and the featurizer learn from
+VALIDATION_FILE = "validation.npz"  # what tuning and the training monitor measure on
+TEST_FILE = "test.npz"  # what evaluate reports and the promotion gate decides on
+SPLITS = ("train", "validation", "test")
+SPLIT_FILES = dict(zip(SPLITS, (TRAIN_FILE, VALIDATION_FILE, TEST_FILE), strict=True))
 SUMMARY_FILE = "summary.parquet"
 INFO_FILE = "dataset.json"
 SOURCE_FILE = "source.json"  # where the images came from: source, path, class names, skipped files
@@ -28,7 +32,7 @@ _CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache 
 
 
 def image_hashes(images: np.ndarray) -> list[str]:
-    """sha1 of each image's bytes: equal images (duplicates, train/holdout leaks) share a hash."""
+    """sha1 of each image's bytes: equal images (duplicates, leaks between splits) share a hash."""
     flat = np.ascontiguousarray(images).reshape(len(images), -1)
     return [hashlib.sha1(row).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
@@ -102,53 +106,84 @@ def summary_table(split: str, labels: np.ndarray | None, source_names: list[str]
     })
 
 
-def _approximate_mode(class_counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
-    """Per-class draw counts summing to `draws`, proportional to `class_counts`, ties broken by `rng`."""
-    continuous = class_counts / class_counts.sum() * draws
-    floored = np.floor(continuous)
-    need_to_add = int(draws - floored.sum())
-    if need_to_add > 0:
-        remainder = continuous - floored
-        for value in np.sort(np.unique(remainder))[::-1]:
-            (tied,) = np.where(remainder == value)
-            add_now = min(len(tied), need_to_add)
-            floored[rng.choice(tied, size=add_now, replace=False)] += 1
-            need_to_add -= add_now
-            if need_to_add == 0:
-                break
-    return floored.astype(int)
+def _class_quotas(class_counts: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Images per class (rows) and split (columns): row i sums to `class_counts[i]`, column j to `sizes[j]`,
+    and every entry is its proportional share rounded down or up, so every split keeps the class mix of the
+    data. Such a rounding always exists (the shares' rows and columns sum to integers).
 
-
-def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, holdout) positions: seeded, stratified when every class has two images or more.
-
-    The same draws, in the same order, as scikit-learn's `train_test_split(test_size=holdout_fraction,
-    random_state=seed, stratify=labels)` (tests/data/test_prepare.py compares them), without the
-    second of start-up that importing scikit-learn costs every prepare run.
+    Floors first; the units left go to the largest remainders (ties: the larger class, the lower label, the
+    earlier split), and any that greedy pass cannot place move in along an augmenting path.
     """
-    holdout_count = math.ceil(cfg.holdout_fraction * count)
-    train_count = count - holdout_count
-    if train_count <= 0 or holdout_count >= count:
-        raise GanopsError(f"data.holdout_fraction: cannot split {count} images "
-                          f"({holdout_count} for the holdout would leave no training images)")
-    rng = np.random.RandomState(cfg.seed)
+    counts, sizes = np.asarray(class_counts, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
+    products = np.outer(counts, sizes)  # share × total, in integers: no float rounding
+    quotas, remainders = products // counts.sum(), products % counts.sum()
+    row_short, column_short = counts - quotas.sum(axis=1), sizes - quotas.sum(axis=0)
+    up = np.zeros(quotas.shape, dtype=bool)  # rounded up; only where a remainder is left
+    rows, columns = np.nonzero(remainders)
+    order = np.lexsort((columns, rows, -counts[rows], -remainders[rows, columns]))
+    for i, j in zip(rows[order], columns[order]):
+        if row_short[i] and column_short[j]:
+            up[i, j], row_short[i], column_short[j] = True, row_short[i] - 1, column_short[j] - 1
+    for i in np.flatnonzero(row_short):
+        while row_short[i]:  # breadth-first over columns: row i takes one, rows move along, a short one gains
+            via = {int(j): (int(i), None) for j in np.flatnonzero((remainders[i] > 0) & ~up[i])}
+            queue = list(via)
+            while not any(column_short[j] for j in queue):
+                k = queue.pop(0)
+                for mover in np.flatnonzero(up[:, k]):
+                    for j in np.flatnonzero((remainders[mover] > 0) & ~up[mover]):
+                        if int(j) not in via:
+                            via[int(j)] = (int(mover), k)
+                            queue.append(int(j))
+            j = next(j for j in queue if column_short[j])
+            column_short[j] -= 1
+            row_short[i] -= 1
+            while j is not None:
+                taker, j_from = via[j]
+                up[taker, j] = True
+                if j_from is not None:
+                    up[taker, j_from] = False
+                j = j_from
+    return quotas + up
+
+
+def _held_out(fraction: float, count: int) -> int:
+    """ceil(fraction × count) of the fraction as written: 0.07 × 100 is 7, not the float product's 8."""
+    return math.ceil(Fraction(str(fraction)) * count)
+
+
+def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted (train, validation, test) positions: seeded, and stratified when every class has an image
+    for each split, so each split keeps the data's class mix.
+
+    Validation and test take `ceil(fraction × count)` images each; train keeps the rest. Validation tunes
+    (the training monitor, any sweep), test reports (evaluate, the promotion gate).
+    """
+    sizes = {"validation": _held_out(cfg.validation_fraction, count), "test": _held_out(cfg.test_fraction, count)}
+    train_count = count - sizes["validation"] - sizes["test"]
+    if train_count <= 0:
+        raise GanopsError(f"data.test_fraction: cannot split {count} images into {sizes['validation']} "
+                          f"validation and {sizes['test']} test images and leave any for training")
+    rng = np.random.default_rng(cfg.seed)
     classes = np.unique(labels, return_inverse=True, return_counts=True) if labels is not None else None
-    if classes is None or classes[2].min() < 2:  # a class with one image cannot be split both ways
+    if classes is None or classes[2].min() < len(SPLITS):  # a class too small for all three splits
         permutation = rng.permutation(count)
-        return np.sort(permutation[holdout_count:]), np.sort(permutation[:holdout_count])
+        validation, test = np.split(permutation[:sizes["validation"] + sizes["test"]], [sizes["validation"]])
+        return (np.sort(permutation[sizes["validation"] + sizes["test"]:]), np.sort(validation), np.sort(test))
     _, class_of, class_counts = classes
-    if min(train_count, holdout_count) < len(class_counts):
-        raise GanopsError(f"data.holdout_fraction: cannot split {count} images of {len(class_counts)} classes "
-                          f"into {train_count} train and {holdout_count} holdout images with every class in both")
-    members = np.split(np.argsort(class_of, kind="stable"), np.cumsum(class_counts)[:-1])
-    train_per_class = _approximate_mode(class_counts, train_count, rng)
-    holdout_per_class = _approximate_mode(class_counts - train_per_class, holdout_count, rng)
-    train, holdout = [], []
-    for class_members, n_train, n_holdout in zip(members, train_per_class, holdout_per_class):
-        shuffled = class_members[rng.permutation(len(class_members))]
-        train.append(shuffled[:n_train])
-        holdout.append(shuffled[n_train:n_train + n_holdout])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(holdout))
+    if min(train_count, *sizes.values()) < len(class_counts):
+        raise GanopsError(f"data.test_fraction: cannot split {count} images of {len(class_counts)} classes "
+                          f"into {train_count} train, {sizes['validation']} validation and {sizes['test']} test "
+                          "images with every class in each")
+    quotas = _class_quotas(class_counts, [train_count, sizes["validation"], sizes["test"]])
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for label, (_, n_validation, n_test) in enumerate(quotas):
+        members = rng.permutation(np.flatnonzero(class_of == label))
+        parts["test"].append(members[:n_test])
+        parts["validation"].append(members[n_test:n_test + n_validation])
+        parts["train"].append(members[n_test + n_validation:])
+    return tuple(np.sort(np.concatenate(parts[name])) for name in SPLITS)
 
 
 def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
@@ -162,7 +197,7 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
         keep = np.sort(np.random.default_rng(cfg.seed).choice(count, cfg.max_images, replace=False))
     labels = loaded.labels[keep] if loaded.labels is not None else None
 
-    train_idx, holdout_idx = split_indices(len(keep), labels, cfg)
+    split_positions = dict(zip(SPLITS, split_indices(len(keep), labels, cfg), strict=True))
     _, height, width, channels = loaded.images.shape
     provenance = {
         "source": cfg.source,
@@ -177,12 +212,12 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
     # GIL) while the next split is scaled and the summary table is built.
     with artifacts.atomic_path(out_dir) as tmp, ThreadPoolExecutor(max_workers=1) as writer:
         tmp.mkdir()
-        for name, file_name, idx in (("train", TRAIN_FILE, train_idx), ("holdout", HOLDOUT_FILE, holdout_idx)):
-            rows = keep[idx]
+        for name, positions in split_positions.items():
+            rows = keep[positions]
             images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows, loaded.wait_for)
             loaded.wait_for(count)  # the whole input read and its end checked before anything is written
             labels_of[name] = loaded.labels[rows] if loaded.labels is not None else None
-            writes.append(writer.submit(artifacts.write_split, tmp / file_name,
+            writes.append(writer.submit(artifacts.write_split, tmp / SPLIT_FILES[name],
                                         artifacts.Split(images=images, labels=labels_of[name])))
             tables.append(summary_table(name, labels_of[name], [loaded.sources[r] for r in rows],
                                         loaded.orig_shapes[rows], statistics, hashes[name]))
@@ -190,14 +225,15 @@ def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
         artifacts.write_summary(tmp / SUMMARY_FILE, pd.concat(tables, ignore_index=True))
 
         data_hash = hashlib.sha1()
-        for name in ("train", "holdout"):
+        for name in SPLITS:
             data_hash.update("".join(hashes[name]).encode())
             if labels_of[name] is not None:
                 data_hash.update(labels_of[name].tobytes())
         info = artifacts.DatasetInfo(
             source=cfg.source, height=height, width=width, channels=channels,
             num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
-            train_count=len(train_idx), holdout_count=len(holdout_idx), data_hash=data_hash.hexdigest())
+            train_count=len(split_positions["train"]), validation_count=len(split_positions["validation"]),
+            test_count=len(split_positions["test"]), data_hash=data_hash.hexdigest())
         artifacts.write_dataset_info(tmp / INFO_FILE, info)
         artifacts.write_json(tmp / SOURCE_FILE, provenance)
         for write in writes:

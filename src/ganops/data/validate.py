@@ -6,7 +6,8 @@ small tables derived from it:
 
 - `images`: one row per image: schema, row count, pixel range, finiteness, blank images, labels,
   duplicate fraction, original shapes;
-- `hashes`: one row per distinct image hash, with the number of splits it occurs in (train/holdout leaks);
+- `hashes`: one row per distinct image hash, with the number of splits it occurs in (leaks between train,
+  validation and test);
 - `classes`: one row per class, with its image count as a share of the largest class (labelled data only);
 - `splits`: one row with the size of each split, next to what `dataset.json` says.
 
@@ -220,8 +221,7 @@ def _class_table(summary: pd.DataFrame, num_classes: int) -> pd.DataFrame:
 def _split_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row: the size of each split (a missing split counts 0)."""
     counts = summary["split"].value_counts()
-    return pd.DataFrame({"train_images": [int(counts.get("train", 0))],
-                         "holdout_images": [int(counts.get("holdout", 0))]})
+    return pd.DataFrame({f"{split}_images": [int(counts.get(split, 0))] for split in prepare.SPLITS})
 
 
 def _image_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list[_Check]:
@@ -263,8 +263,8 @@ def _image_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list
         lambda r: f"hash: duplicate fraction {_duplicate_fraction(r)} is above "
                   f"validate.max_duplicate_fraction={cfg.max_duplicate_fraction:g}"))
     checks.append(_Check("splits_known", gxe.ExpectColumnValuesToBeInSet(
-        column="split", value_set=["train", "holdout"]),
-        lambda r: f"split: {_count(r)} rows have a split other than train/holdout"
+        column="split", value_set=list(prepare.SPLITS)),
+        lambda r: f"split: {_count(r)} rows have a split other than {'/'.join(prepare.SPLITS)}"
                   f"{_examples(r, values=True)}"))
     for column in (*ORIG_SHAPE_COLUMNS, "label", "nonfinite"):
         checks.append(_Check(f"{column}_integer", gxe.ExpectColumnValuesToBeInTypeList(
@@ -283,9 +283,10 @@ def _image_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list
 
 
 def _hash_checks(gxe) -> list[_Check]:
-    return [_named(_Check("no_train_holdout_overlap", gxe.ExpectColumnValuesToBeBetween(
+    return [_named(_Check("no_split_overlap", gxe.ExpectColumnValuesToBeBetween(
         column="splits", max_value=1),
-        lambda r: f"hash: {_count(r)} distinct images appear in both train and holdout"
+        lambda r: f"hash: {_count(r)} distinct images appear in more than one of "
+                  f"{'/'.join(prepare.SPLITS)}"
                   f"{_examples(r, key='hash', shorten=True)}"))]
 
 
@@ -301,20 +302,20 @@ def _split_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list
         values = r.get("partial_unexpected_list") or ["?"]
         return values[0]
 
-    return [_named(check) for check in (
-        _Check("train_not_empty", gxe.ExpectColumnValuesToBeBetween(column="train_images", min_value=1),
-               lambda r: "split: the train split is empty"),
-        _Check("holdout_rows_ok", gxe.ExpectColumnValuesToBeBetween(
-            column="holdout_images", min_value=cfg.min_holdout_rows),
-            lambda r: f"split: holdout has {observed(r)} images, below "
-                      f"validate.min_holdout_rows={cfg.min_holdout_rows}"),
-        _Check("train_count_matches_info", gxe.ExpectColumnValuesToBeBetween(
-            column="train_images", min_value=info.train_count, max_value=info.train_count),
-            lambda r: f"split: train has {observed(r)} images but dataset.json says {info.train_count}"),
-        _Check("holdout_count_matches_info", gxe.ExpectColumnValuesToBeBetween(
-            column="holdout_images", min_value=info.holdout_count, max_value=info.holdout_count),
-            lambda r: f"split: holdout has {observed(r)} images but dataset.json says {info.holdout_count}"),
-    )]
+    checks = [_Check("train_not_empty", gxe.ExpectColumnValuesToBeBetween(column="train_images", min_value=1),
+                     lambda r: "split: the train split is empty")]
+    for split in prepare.SPLITS[1:]:
+        checks.append(_Check(f"{split}_rows_ok", gxe.ExpectColumnValuesToBeBetween(
+            column=f"{split}_images", min_value=cfg.min_holdout_rows),
+            lambda r, split=split: f"split: {split} has {observed(r)} images, below "
+                                   f"validate.min_holdout_rows={cfg.min_holdout_rows}"))
+    for split in prepare.SPLITS:
+        expected = getattr(info, f"{split}_count")
+        checks.append(_Check(f"{split}_count_matches_info", gxe.ExpectColumnValuesToBeBetween(
+            column=f"{split}_images", min_value=expected, max_value=expected),
+            lambda r, split=split, expected=expected: f"split: {split} has {observed(r)} images but "
+                                                      f"dataset.json says {expected}"))
+    return [_named(check) for check in checks]
 
 
 def _named(check: _Check) -> _Check:
@@ -351,7 +352,7 @@ def _class_examples(result: dict) -> str:
 
 def _examples(result: dict, values: bool = False, key: str | None = None,
               shorten: bool = False) -> str:
-    """' (e.g. train #3, holdout #7)' from the offending rows GX reports, or the offending values."""
+    """' (e.g. train #3, test #7)' from the offending rows GX reports, or the offending values."""
     if values:
         shown = [repr(v) for v in (result.get("partial_unexpected_list") or [])[:EXAMPLES_IN_MESSAGE]]
     else:
