@@ -1,5 +1,6 @@
-"""Stage evaluate: metrics of generated vs holdout images next to their real-vs-real floors, pictures and
-a self-contained HTML report, all logged to the training run."""
+"""Stage evaluate: metrics of generated vs test images with intervals, beside the real floor and known-bad
+baselines, the gate's paired evidence, pictures and a self-contained HTML report, all logged to the training
+run."""
 
 import argparse
 
@@ -14,6 +15,7 @@ def main() -> None:
     parser.add_argument("--models", required=True, help="model folder written by train")
     parser.add_argument("--featurizer", required=True)
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--paired", required=True, help="the promotion gate's paired bootstrap evidence JSON to write")
     parser.add_argument("--samples", required=True, help="sample grid PNG to write")
     parser.add_argument("--figures", required=True, help="folder to write: class histogram CSV, class grid, "
                                                           "nearest-neighbour pairs")
@@ -25,7 +27,7 @@ def main() -> None:
 
     params = load_params(args.params)
     evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
-                 figures_dir=args.figures, report_path=args.report, register_cfg=params.registry)
+                 paired_path=args.paired, figures_dir=args.figures, report_path=args.report, register_cfg=params.registry)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def main() -> None:
     from ganops.data import prepare
 
     info = prepare.run(load_params(args.params).data, args.out)
-    print(f"prepared {info.train_count} train + {info.holdout_count} holdout images "
+    print(f"prepared {info.train_count} train + {info.validation_count} validation + {info.test_count} test images "
           f"{info.height}x{info.width}x{info.channels} from {info.source}", flush=True)
 
 

@@ -11,13 +11,14 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--models", required=True, help="model folder written by train")
     parser.add_argument("--metrics", required=True, help="metrics JSON written by evaluate")
+    parser.add_argument("--paired", required=True, help="paired bootstrap evidence JSON written by evaluate")
     parser.add_argument("--out", required=True, help="registered-version JSON to write")
     args = parser.parse_args()
 
     from ganops import registry
     from ganops.config import load_params
 
-    registry.run(load_params(args.params).registry, args.models, args.metrics, args.out)
+    registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ganops import metric_specs
 from ganops.errors import GanopsError
 
 
@@ -30,7 +31,10 @@ class DataConfig(_Section):
     channels: Literal[1, 3] = 1
     convert_mixed_channels: bool = False  # folder: convert a mix of gray and RGB files instead of failing
     skip_unreadable: bool = False  # folder: skip (and report) files that cannot be decoded instead of failing
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Shares of the images held out: validation tunes (training monitor, sweeps), test reports (evaluate,
+    # the promotion gate). Train keeps the rest.
+    validation_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     max_images: int | None = Field(None, ge=2)
     seed: int = 0
 
@@ -38,6 +42,9 @@ class DataConfig(_Section):
     def _source_needs_path(self) -> DataConfig:
         if self.source != "digits" and not self.path:
             raise ValueError(f"data.path: required when data.source is {self.source!r}")
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise ValueError(f"data.test_fraction: {self.test_fraction} plus data.validation_fraction "
+                             f"{self.validation_fraction} leaves nothing to train on")
         if self.labels_path and self.source != "idx":
             raise ValueError(f"data.labels_path: only the idx source reads a label file, not {self.source!r}")
         return self
@@ -49,7 +56,7 @@ class ValidateConfig(_Section):
     max_duplicate_fraction: float = Field(0.05, ge=0.0, le=1.0)
     min_class_ratio: float = Field(0.5, ge=0.0, le=1.0)  # smallest class / largest class
     min_image_std: float = Field(1e-3, ge=0.0)  # pixel std ([-1, 1] scale) at or below this: a blank image
-    min_holdout_rows: int = Field(1, ge=1)  # evaluate compares samples against the holdout split
+    min_holdout_rows: int = Field(1, ge=1)  # validation and test each need at least this many images
 
     @model_validator(mode="after")
     def _row_bounds_ordered(self) -> ValidateConfig:
@@ -59,11 +66,27 @@ class ValidateConfig(_Section):
 
 
 class FeaturizeConfig(_Section):
-    hidden_units: int = Field(64, ge=8)
-    epochs: int = Field(30, ge=1)
+    """The feature space every distance is measured in (see `ganops.evaluation.featurizer`)."""
+
+    kind: Literal["auto", "inception"] = "auto"  # auto: a CNN classifier when labelled, else a CNN autoencoder
+    inception_weights: str | None = None  # kind inception: a local Keras InceptionV3 no-top weights file
+    feature_dim: int = Field(128, ge=16)  # width of the feature layer (auto kinds; inception has 2,048)
+    epochs: int = Field(15, ge=1)
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1e-3, gt=0.0)
+    learning_rate: float = Field(1e-3, gt=0.0)  # Adam's, decayed to 0 over the epochs (cosine)
+    translation: float = Field(0.1, ge=0.0, lt=0.5)  # random shift in training, up to this fraction of the side
+    zoom: float = Field(0.1, ge=0.0, lt=1.0)  # random zoom in training, up to this fraction in or out
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _inception_needs_weights(self) -> FeaturizeConfig:
+        if self.kind == "inception" and not self.inception_weights:
+            raise ValueError("featurize.inception_weights: required when featurize.kind is 'inception' "
+                             "(a local Keras InceptionV3 no-top weights file; nothing is downloaded)")
+        if self.inception_weights and self.kind != "inception":
+            raise ValueError(f"featurize.inception_weights: only read when featurize.kind is 'inception', "
+                             f"not {self.kind!r}")
+        return self
 
 
 class TrainConfig(_Section):
@@ -106,12 +129,15 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    num_samples: int = Field(1000, ge=4)  # generated = holdout = real-floor sample count (capped by the holdout)
+    # Generated = reference (test) = real-floor = baseline sample count, capped by the test and train splits.
+    # Compare distances only at the same n: the Fréchet distance's bias shrinks as 1/n.
+    num_samples: int = Field(10_000, ge=4)
     precision_recall_k: int = Field(3, ge=1)  # k of the k-NN manifolds (capped at num_samples − 1)
     kid_subset_size: int = Field(1000, ge=2)  # rows per side in each KID subset (capped at num_samples / 2)
     kid_subsets: int = Field(100, ge=2)  # KID is averaged over this many subsets; their spread is its error
-    memorisation_quantile: float = Field(0.5, gt=0.0, lt=1.0)  # of holdout-to-train NN distances: the threshold
-    seed: int = 0
+    bootstrap_replicates: int = Field(200, ge=20)  # resamples behind every interval and the gate's paired test
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)  # of every interval
+    seed: int = 0  # the reference draw, the baselines and the bootstrap: keep it to compare versions pairwise
 
 
 class RegisterConfig(_Section):
@@ -128,12 +154,19 @@ class RegisterConfig(_Section):
 
 
 class PromoteConfig(_Section):
-    """The gate `ganops promote` applies before moving the champion alias to the candidate."""
+    """The gate `ganops promote` applies before moving the champion alias to the candidate: a paired bootstrap
+    on the same reference draws must find the candidate better with `confidence`, and its copying measure
+    must not lie above the real floor's interval."""
 
-    metric: str = Field("fd_ratio", min_length=1)  # a key of metrics.json, stored as a version tag
-    direction: Literal["lower", "higher"] = "lower"  # which way is better for `metric`; always stated
-    min_improvement: float = Field(0.0, ge=0.0)  # candidate must beat the champion by more than this
+    metric: str = Field("fd", min_length=1)  # one of metric_specs.GATE_METRICS; its direction is the registry's
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)  # share of paired replicates in which the candidate wins
+    min_improvement: float = Field(0.0, ge=0.0)  # a replicate counts as a win only by more than this
     require_same_featurizer: bool = True  # distances from different featurizers are not comparable
+
+    @field_validator("metric")
+    @classmethod
+    def _known_gate_metric(cls, value: str) -> str:
+        return metric_specs.check_gate_metric(value)
 
 
 class Params(_Section):

@@ -36,7 +36,7 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-from ganops import artifacts, tracking
+from ganops import artifacts, metric_specs, tracking
 from ganops.config import PromoteConfig, RegisterConfig
 from ganops.errors import GanopsError
 
@@ -304,7 +304,7 @@ def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, 
 
 
 def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
-                     metrics: dict[str, Any]) -> dict:
+                     metrics: dict[str, Any], evidence: dict[str, Any]) -> dict:
     """Log the generator as a pyfunc model into `run_id`, register a new version with tags and a
     description, point `cfg.alias` at it, and make it champion when there is none yet."""
     generator = _sampling().load_generator(generator_path)
@@ -328,7 +328,8 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
                 code_paths=[str(PACKAGE_DIR)],  # the model carries its own ganops code
                 signature=signature(tuple(settings["image_shape"])),
                 input_example=input_example(settings["num_classes"]),
-                metadata={"ganops": settings},
+                # Stored in the MLmodel file: `promote` reads it without downloading the generator.
+                metadata={"ganops": settings, EVIDENCE_KEY: evidence},
                 registered_model_name=cfg.model_name,
                 # Listed, not inferred: inference loads the model in a subprocess and takes minutes.
                 pip_requirements=_requirements(),
@@ -430,31 +431,89 @@ def _alias_version(client, name: str, alias: str) -> Any | None:
         raise
 
 
-def _gate_metric(name: str, version: Any, metric: str) -> float:
-    raw = version.tags.get(f"{METRIC_TAG}{metric}")
-    if raw is None:
-        known = sorted(k.removeprefix(METRIC_TAG) for k in version.tags if k.startswith(METRIC_TAG))
-        raise GanopsError(f"promote.metric: {name} v{version.version} has no metric {metric!r} "
-                          f"(it has {', '.join(known) or 'none'})")
+EVIDENCE_KEY = "ganops_evidence"  # the logged model's metadata entry holding evaluate's paired evidence
+# What must be equal for two versions' bootstrap replicates to be paired: the same test data, featurizer,
+# sample count and draws.
+PAIRING_KEYS = ("data_hash", "featurizer_hash", "num_samples", "bootstrap_replicates", "seed")
+
+
+def _evidence(name: str, version: Any) -> dict:
+    """The evaluate stage's paired evidence stored with a version's logged model."""
     try:
-        return float(raw)
-    except ValueError:
-        raise GanopsError(f"{name} v{version.version}: tag metric.{metric}={raw!r} is not a number") from None
+        info = mlflow.models.get_model_info(f"models:/{name}/{version.version}")
+    except MlflowException as exc:
+        raise GanopsError(f"{name} v{version.version}: cannot read its logged model ({str(exc).splitlines()[0]})"
+                          ) from None
+    evidence = (info.metadata or {}).get(EVIDENCE_KEY)
+    if not evidence:
+        raise GanopsError(f"{name} v{version.version}: no paired bootstrap evidence with its model (registered "
+                          "before the gate needed it); re-register it or use --force")
+    return evidence
 
 
-def compare(gate: PromoteConfig, candidate: float, champion: float) -> tuple[bool, str]:
-    """(candidate wins, why) under the gate's direction and margin."""
-    if math.isnan(candidate):
-        return False, f"{gate.metric} is NaN"
-    if gate.direction == "lower":
-        wins = candidate < champion - gate.min_improvement
-        relation = "<" if wins else ">="
-        bound = f"{champion:.6g}" + (f" - {gate.min_improvement:.6g}" if gate.min_improvement else "")
-    else:
-        wins = candidate > champion + gate.min_improvement
-        relation = ">" if wins else "<="
-        bound = f"{champion:.6g}" + (f" + {gate.min_improvement:.6g}" if gate.min_improvement else "")
-    return wins, f"{gate.metric} {candidate:.6g} {relation} {bound} ({gate.direction} is better)"
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The paired bootstrap verdict on one gate metric: candidate vs champion on the same draws."""
+
+    metric: str
+    direction: str
+    candidate: float
+    champion: float
+    win_share: float  # share of paired replicates in which the candidate is better by > min_improvement
+    difference_interval: tuple[float, float]  # candidate − champion, 95% (centred replicates)
+    replicates: int
+
+    def wins(self, confidence: float) -> bool:
+        return self.win_share >= confidence
+
+
+def paired_comparison(gate: PromoteConfig, candidate: dict, champion: dict) -> Comparison:
+    """Compare the candidate's and the champion's replicates of `gate.metric` pairwise (replicate b of each
+    resampled the same rows of the same reference): the candidate wins when it is better in at least
+    `gate.confidence` of the replicates."""
+    from ganops.evaluation import metrics  # numpy only: no TensorFlow
+
+    direction = metric_specs.BY_NAME[gate.metric].direction
+    differences = np.asarray(candidate[gate.metric], np.float64) - np.asarray(champion[gate.metric], np.float64)
+    sign = 1.0 if direction == "lower" else -1.0
+    # Centred on the difference of the point estimates the metrics report, as every interval here is.
+    estimate = candidate["estimates"][gate.metric] - champion["estimates"][gate.metric]
+    centred = metrics.centred_replicates(differences, estimate)
+    win_share = float(np.mean(sign * centred < -gate.min_improvement))
+    return Comparison(gate.metric, direction, candidate["estimates"][gate.metric],
+                      champion["estimates"][gate.metric], win_share,
+                      metrics.percentile_interval(centred), len(differences))
+
+
+def _not_comparable(candidate: dict, champion: dict) -> str | None:
+    for key in PAIRING_KEYS:
+        if candidate.get(key) != champion.get(key):
+            return (f"{key} differs ({str(candidate.get(key))[:12]} vs the champion's {str(champion.get(key))[:12]}):"
+                    " the bootstrap replicates are not paired")
+    return None
+
+
+def gate_verdict(gate: PromoteConfig, candidate: dict, champion: dict, champion_version: str) -> tuple[bool, str]:
+    """(promote?, the evidence in one clause) for two versions' evidence."""
+    if candidate["copying"] > candidate["copying_floor_high"]:
+        return False, (f"copying {candidate['copying']:.3f} is above the real floor's interval (up to "
+                       f"{candidate['copying_floor_high']:.3f}): its samples sit nearer the training images "
+                       "than new real images do")
+    if gate.require_same_featurizer and candidate.get("featurizer_hash") != champion.get("featurizer_hash"):
+        return False, (f"featurizer {str(candidate.get('featurizer_hash'))[:12]} differs from the champion's "
+                       f"{str(champion.get('featurizer_hash'))[:12]}, so {gate.metric} is not comparable "
+                       "(promote.require_same_featurizer)")
+    problem = _not_comparable(candidate, champion)
+    if problem:
+        return False, problem
+    result = paired_comparison(gate, candidate, champion)
+    low, high = result.difference_interval
+    margin = f" by more than {gate.min_improvement:g}" if gate.min_improvement else ""
+    evidence = (f"{result.metric} {result.candidate:.4g} vs champion v{champion_version} {result.champion:.4g} "
+                f"({result.direction} is better; difference {low:+.3g} to {high:+.3g}), candidate better{margin} in "
+                f"{result.win_share:.1%} of {result.replicates} paired bootstrap replicates, "
+                f"{'at least' if result.wins(gate.confidence) else 'below'} the {gate.confidence:.0%} required")
+    return result.wins(gate.confidence), evidence
 
 
 def _move_champion(client, cfg: RegisterConfig, version: str, before: str | None, reason: str,
@@ -470,8 +529,8 @@ def _move_champion(client, cfg: RegisterConfig, version: str, before: str | None
 
 def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
             expected_candidate: str | None = None) -> Decision:
-    """Move the champion alias to the candidate when the candidate is better on the gate metric (or when
-    forced, or when there is no champion). Idempotent: a second call finds nothing to change.
+    """Move the champion alias to the candidate when the gate finds it better on evidence (`gate_verdict`), or
+    when forced, or when there is no champion. Idempotent: a second call finds nothing to change.
 
     `expected_candidate`: refuse, changing nothing, unless the candidate alias points at this version."""
     client = tracking.client()
@@ -492,15 +551,8 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
         return Decision(cfg.model_name, cfg.champion_alias, v, v, v, "unchanged",
                         f"v{v} is already {cfg.champion_alias}")
 
-    candidate_value = _gate_metric(cfg.model_name, candidate, gate.metric)
-    champion_value = _gate_metric(cfg.model_name, champion, gate.metric)
-    wins, why = compare(gate, candidate_value, champion_value)
-    why = f"{why}, champion v{previous}"
-    featurizers = (candidate.tags.get(FEATURIZER_TAG), champion.tags.get(FEATURIZER_TAG))
-    if gate.require_same_featurizer and featurizers[0] != featurizers[1]:
-        wins = False
-        why = (f"featurizer {str(featurizers[0])[:12]} differs from the champion's {str(featurizers[1])[:12]}, "
-               f"so {gate.metric} is not comparable (promote.require_same_featurizer); {why}")
+    wins, why = gate_verdict(gate, _evidence(cfg.model_name, candidate), _evidence(cfg.model_name, champion),
+                             previous)
     if force:
         return _move_champion(client, cfg, v, previous, f"--force; {why}", "forced")
     if wins:
@@ -515,7 +567,14 @@ def write_decision(path: str | Path, decision: Decision) -> None:
                                 "line": decision.line()})
 
 
-def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, out_path: str | Path) -> dict:
+def gate_evidence(metrics: dict[str, Any], paired: dict[str, Any]) -> dict[str, Any]:
+    """What the gate needs of a version: evaluate's paired replicates and their pairing keys, plus the point
+    estimates the replicates are centred on."""
+    return {**paired, "estimates": {name: metrics[name] for name in metric_specs.GATE_METRICS if name in metrics}}
+
+
+def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, paired_path: str | Path,
+        out_path: str | Path) -> dict:
     from ganops.training.train import GENERATOR_FILE, RUN_FILE
 
     model_dir = Path(model_dir)
@@ -523,7 +582,12 @@ def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, ou
     metrics = artifacts.read_json(metrics_path)
     if not isinstance(metrics, dict):
         raise GanopsError(f"{metrics_path}: expected a JSON object of metrics")
-    registered = log_and_register(cfg, model_dir / GENERATOR_FILE, run_id, metrics)
+    paired = artifacts.read_json(paired_path)
+    missing = [key for key in (*PAIRING_KEYS, *metric_specs.GATE_METRICS, "copying", "copying_floor_high")
+               if key not in paired]
+    if missing:
+        raise GanopsError(f"{paired_path}: lacks {', '.join(missing)} (rerun the evaluate stage)")
+    registered = log_and_register(cfg, model_dir / GENERATOR_FILE, run_id, metrics, gate_evidence(metrics, paired))
     artifacts.write_json(out_path, registered)
     first = " and champion (the first version)" if registered.get("champion") else ""
     print(f"registered {registered['name']} version {registered['version']} as @{registered['alias']}{first}",

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -36,8 +37,9 @@ def save_tiny_generator(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def register_version(generator_path: Path, metrics: dict, cfg=None) -> dict:
-    """What train + register do to the store: one run with params, then a registered version."""
+def register_version(generator_path: Path, metrics: dict, cfg=None, evidence: dict | None = None) -> dict:
+    """What train + register do to the store: one run with params, then a registered version carrying the gate's
+    evidence (synthetic, from `metrics["fd"]`, unless given)."""
     import mlflow
 
     from ganops import registry, tracking
@@ -45,13 +47,32 @@ def register_version(generator_path: Path, metrics: dict, cfg=None) -> dict:
 
     with tracking.start_run(run_name="test", tags={"ganops.data_hash": "d" * 40}) as active:
         mlflow.log_params({"train.arch": "mlp", "train.latent_dim": LATENT_DIM})
+    if evidence is None:
+        evidence = synthetic_evidence(metrics["fd"], featurizer=metrics["featurizer_hash"])
     return registry.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
-                                     active.info.run_id, metrics)
+                                     active.info.run_id, metrics, evidence)
 
 
 def metrics(fd_ratio: float, featurizer: str = "f" * 40) -> dict:
-    return {"fd": 2.0 * fd_ratio, "fd_real": 2.0, "fd_ratio": fd_ratio, "num_samples": 60,
+    return {"fd": 2.0 * fd_ratio, "fd_ratio": fd_ratio, "real": {"fd": 2.0}, "num_samples": 60,
             "featurizer_hash": featurizer}
+
+
+def synthetic_paired(fd: float, featurizer: str = "f" * 40, copying: float = 0.5, spread: float = 0.2,
+                     replicates: int = 200) -> dict:
+    """A paired-evidence file as evaluate writes it, for gate tests about the decision rather than the numbers:
+    fd replicates scattered around `fd` by the same seeded draws for every version, as paired replicates are."""
+    scatter = np.random.default_rng(0).normal(0.0, spread, replicates)
+    return {"fd": (fd + scatter).tolist(), "precision": [0.8] * replicates, "recall": [0.8] * replicates,
+            "num_samples": 60, "bootstrap_replicates": replicates, "seed": 0, "featurizer_hash": featurizer,
+            "data_hash": "d" * 40, "copying": copying, "copying_floor_high": 0.6}
+
+
+def synthetic_evidence(fd: float, featurizer: str = "f" * 40, **paired) -> dict:
+    from ganops import registry
+
+    return registry.gate_evidence({"fd": fd, "precision": 0.8, "recall": 0.8},
+                                  synthetic_paired(fd, featurizer, **paired))
 
 
 def write_params(path: Path, **sections) -> Path:

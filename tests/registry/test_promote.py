@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 import pytest
 from registry_helpers import VENV_BIN, clean_env, metrics, register_version, write_params
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ NAME = "gan-generator"
 @pytest.fixture
 def params(tmp_path):
     return write_params(tmp_path / "params.yaml", register={"max_images_per_request": 16},
-                        promote={"metric": "fd_ratio", "direction": "lower"})
+                        promote={"metric": "fd", "confidence": 0.95})
 
 
 def promote(params, *extra):
@@ -59,8 +60,9 @@ def test_better_candidate_is_promoted_once_then_nothing_changes(store, tiny_gene
 
     code, output = promote(params, "--out", str(tmp_path / "decision.json"))
     assert code == 0
-    assert output == ("promoted gan-generator v2 to champion (was v1): fd_ratio 3 < 5 (lower is better), "
-                      "champion v1")
+    assert output == ("promoted gan-generator v2 to champion (was v1): fd 6 vs champion v1 10 (lower is better; "
+                      "difference -4 to -4), candidate better in 100.0% of 200 paired bootstrap replicates, at "
+                      "least the 95% required")
     assert aliases() == {"candidate": "2", "champion": "2"}
     assert tags("2")["promotion.decision"] == "promoted"
     assert tags("2")["promotion.replaced"] == "1" and tags("1")["promotion.replaced_by"] == "2"
@@ -80,14 +82,14 @@ def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(store, 
 
     code, output = promote(params)
     assert code == 0
-    assert output == ("kept gan-generator v1 as champion, candidate v2 rejected: fd_ratio 4 >= 3 "
-                      "(lower is better), champion v1")
+    assert output.startswith("kept gan-generator v1 as champion, candidate v2 rejected: fd 8 vs champion v1 6 ")
+    assert output.endswith("candidate better in 0.0% of 200 paired bootstrap replicates, below the 95% required")
     assert aliases() == {"candidate": "2", "champion": "1"}
     assert tags("2")["promotion.decision"] == "rejected"
     assert promote(params) == (code, output)  # a second refusal changes nothing either
 
     code, output = promote(params, "--force")
-    assert code == 0 and output.startswith("forced gan-generator v2 to champion (was v1): --force; fd_ratio 4")
+    assert code == 0 and output.startswith("forced gan-generator v2 to champion (was v1): --force; fd 8")
     assert aliases() == {"candidate": "2", "champion": "2"}
     assert tags("2")["promotion.decision"] == "forced"
 
@@ -100,27 +102,28 @@ def test_candidate_from_another_featurizer_is_not_compared(store, tiny_generator
     assert aliases()["champion"] == "1"
 
 
-def test_gate_metric_missing_from_the_versions_names_what_exists(store, tiny_generator, tmp_path):
-    register_version(tiny_generator, metrics(3.0))
-    register_version(tiny_generator, metrics(2.0))
-    params = write_params(tmp_path / "params.yaml", promote={"metric": "kid", "direction": "lower"})
+def test_unknown_gate_metric_fails_when_params_load(store, tmp_path):
+    params = write_params(tmp_path / "params.yaml", promote={"metric": "kid"})
     code, output = promote(params)
     assert code == 1
-    assert "promote.metric: gan-generator v2 has no metric 'kid' (it has fd, fd_ratio, fd_real, num_samples)" \
-        in output
+    assert output.endswith("promote.metric: 'kid' is not a metric the gate can decide on (one of fd, precision, "
+                           "recall: those with paired bootstrap replicates)")
 
 
-@pytest.mark.parametrize("direction, margin, candidate, champion, wins", [
-    ("lower", 0.0, 2.0, 3.0, True),
-    ("lower", 0.0, 3.0, 3.0, False),  # a tie keeps the champion
-    ("lower", 0.5, 2.6, 3.0, False),  # better, but not by more than the margin
-    ("higher", 0.0, 0.9, 0.8, True),
-    ("higher", 0.0, 0.7, 0.8, False),
-    ("lower", 0.0, float("nan"), 3.0, False),
+@pytest.mark.parametrize("metric, margin, candidate, champion, share", [
+    ("fd", 0.0, [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0], 1.0),  # better in every paired replicate
+    ("fd", 0.0, [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], 0.0),  # a tie is no win
+    ("fd", 1.5, [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0], 0.0),  # better, but not by more than the margin
+    ("fd", 0.0, [1.0, 3.5, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0], 0.75),
+    ("recall", 0.0, [0.9, 0.9, 0.7, 0.9], [0.8, 0.8, 0.8, 0.8], 0.75),  # higher is better
 ])
-def test_gate_direction_and_margin(direction, margin, candidate, champion, wins):
-    gate = PromoteConfig(metric="m", direction=direction, min_improvement=margin)
-    assert registry.compare(gate, candidate, champion)[0] is wins
+def test_paired_comparison_counts_replicates_the_candidate_wins(metric, margin, candidate, champion, share):
+    gate = PromoteConfig(metric=metric, min_improvement=margin)
+
+    def evidence(replicates):  # estimates equal to the replicates' means: no centring shift
+        return {metric: replicates, "estimates": {metric: float(np.mean(replicates))}}
+
+    assert registry.paired_comparison(gate, evidence(candidate), evidence(champion)).win_share == share
 
 
 def test_pipeline_stage_refuses_a_candidate_it_did_not_register(store, tiny_generator):

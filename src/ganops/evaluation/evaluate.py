@@ -1,10 +1,12 @@
-"""The evaluate stage: generated images vs a holdout sample in the featurizer's space, each metric next to its
-real-vs-real floor computed the same way with the same sample count, plus pictures and an HTML report.
+"""The evaluate stage: generated images against a reference sample of the test split in the featurizer's space,
+each metric with its 95% interval, beside the real floor and the known-bad baselines measured the same way
+with the same sample count; plus pictures and an HTML report.
 
-Three sets of equal size `n` (the Fréchet distance is biased by sample count): `generated`, a holdout sample
-(the reference every metric compares against) and a train sample (the floor: real images the reference has
-never met). Memorisation needs images the generator never saw, so its floor splits the holdout sample:
-the threshold comes from its first half and the floor is the share of its second half below it.
+Sets of equal size n (`metric_specs.SETS`): the generated samples, a train sample (the floor: real images the
+reference has never met), a pixel Gaussian and noisy train images (`baselines`). Every interval comes from one
+set of bootstrap draws shared by all sets (`metrics.BootstrapDraws`); the model's raw replicates are written
+as the promotion gate's paired evidence. The copying measure needs real images the generator never trained on
+for its floor: a validation sample.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ganops import artifacts, imaging, registry, tracking
+from ganops import artifacts, imaging, metric_specs, registry, tracking
 from ganops.config import EvaluateConfig, RegisterConfig
 from ganops.data import prepare
+from ganops.evaluation import baselines, metrics, report
 from ganops.evaluation import featurizer as featurizer_lib
-from ganops.evaluation import metrics, report
 from ganops.models import sampling
 from ganops.training.train import GENERATOR_FILE, HISTORY_FILE, RUN_FILE
 
@@ -32,103 +34,161 @@ CLASS_GRID_COLUMNS = 8
 CLASS_HISTOGRAM_FILE = "class_histogram.csv"  # a DVC plot
 CLASS_GRID_FILE = "class_grid.png"
 NEIGHBOURS_FILE = "neighbours.png"
-CLASSIFIER_METRICS = ("classifier_score", "class_coverage", "class_entropy")
-CONDITIONAL_METRICS = ("conditional_accuracy",)
+CONDITIONAL_METRICS = tuple(spec.name for spec in metric_specs.SPECS if spec.conditional)
 
 
 @dataclasses.dataclass
 class Evaluation:
-    metrics: dict  # what metrics.json holds: numbers, the featurizer's hash and kind, omitted metrics and why
+    metrics: dict  # what metrics.json holds: the model's numbers at the top, a section per other set
+    paired: dict  # the gate's evidence: the model's raw bootstrap replicates and what makes them comparable
     class_table: pd.DataFrame | None  # one row per class: shares (and accuracy, conditional); None unlabelled
     neighbours: tuple[np.ndarray, np.ndarray, np.ndarray]  # generated, nearest train image, feature distance
     generated: np.ndarray  # the n generated images evaluated
     generated_classes: np.ndarray | None  # conditioning labels, else the classifier's predictions, else None
 
 
+@dataclasses.dataclass(frozen=True)
+class _MeasuredSet:
+    features: np.ndarray
+    probabilities: np.ndarray | None
+
+
+def _with_interval(results: dict, name: str, estimate: float, replicates: np.ndarray, confidence: float) -> None:
+    results[name] = estimate
+    low, high = metric_specs.interval_keys(name)
+    results[low], results[high] = metrics.percentile_interval(metrics.centred_replicates(replicates, estimate),
+                                                              confidence)
+
+
 def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.Split,
-            holdout_split: artifacts.Split, featurizer: featurizer_lib.Featurizer,
-            generated_labels: np.ndarray | None = None) -> Evaluation:
-    """Every metric for `generated` (with its conditioning labels, for a conditional generator)."""
-    count = min(len(generated), len(train_split), len(holdout_split))
-    holdout_index, real_index = metrics.reference_indices(count, len(holdout_split), len(train_split), cfg.seed)
+            test_split: artifacts.Split, validation_split: artifacts.Split,
+            featurizer: featurizer_lib.Featurizer, generated_labels: np.ndarray | None = None) -> Evaluation:
+    """Every metric for `generated` (with its conditioning labels, for a conditional generator), for the real
+    floor and for the baselines, each against one reference sample of the test split."""
+    count = min(len(generated), len(train_split), len(test_split))
+    reference_index, real_index = metrics.reference_indices(count, len(test_split), len(train_split), cfg.seed)
     generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
+    baseline_rng = np.random.default_rng([cfg.seed, count])
+    real_images = train_split.images[real_index]
+    images = {metric_specs.MODEL: generated, metric_specs.REAL: real_images,
+              "pixel_gaussian": baselines.pixel_gaussian(train_split.images, count, baseline_rng, clip=True),
+              "noisy_train": baselines.noisy(real_images, baseline_rng)}
+    measured = {name: _MeasuredSet(*featurizer.features_and_probabilities(batch)) for name, batch in images.items()}
+    reference_features, reference_probs = featurizer.features_and_probabilities(test_split.images[reference_index])
+    train_features = featurizer.features(train_split.images)
 
-    generated_features, generated_probs = featurizer.features_and_probabilities(generated)
-    holdout_features, holdout_probs = featurizer.features_and_probabilities(holdout_split.images[holdout_index])
-    train_features, train_probs = featurizer.features_and_probabilities(train_split.images)
-    real_features = train_features[real_index]
-
-    fd = metrics.frechet_distance(generated_features, holdout_features)
-    fd_real = metrics.frechet_distance(real_features, holdout_features)
-    results: dict = {"fd": fd, "fd_real": fd_real, "fd_ratio": metrics.floor_ratio(fd, fd_real),
-                     "num_samples": count, "featurizer_hash": featurizer.hash, "featurizer": featurizer.kind}
-
-    # At most half the samples per subset, so subsets differ and their spread measures KID's error.
-    subset = max(min(cfg.kid_subset_size, count // 2), 2)
-    results["kid"], results["kid_std"] = metrics.kernel_inception_distance(
-        generated_features, holdout_features, subset, cfg.kid_subsets, cfg.seed)
-    results["kid_real"], results["kid_real_std"] = metrics.kernel_inception_distance(
-        real_features, holdout_features, subset, cfg.kid_subsets, cfg.seed)
-
+    draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
+    reference_stats = metrics.reference_replicate_stats(reference_features, draws)
     k = min(cfg.precision_recall_k, count - 1)
-    holdout_radii = metrics.knn_radii(holdout_features, k)
-    results["precision"], results["recall"] = metrics.precision_recall(
-        holdout_features, generated_features, k, real_radii=holdout_radii)
-    results["precision_real"], results["recall_real"] = metrics.precision_recall(
-        holdout_features, real_features, k, real_radii=holdout_radii)
+    reference_radii = metrics.knn_radii(reference_features, k)
+    subset = max(min(cfg.kid_subset_size, count // 2), 2)  # at most half: subsets differ, their spread means something
+    sections: dict[str, dict] = {}
+    fd_raw: dict[str, np.ndarray] = {}
+    paired: dict[str, list[float]] = {}
+    for name, measured_set in measured.items():
+        results: dict = {}
+        fd_raw[name] = metrics.fd_replicates(measured_set.features, draws, reference_stats)
+        _with_interval(results, "fd", metrics.frechet_distance(measured_set.features, reference_features),
+                       fd_raw[name], cfg.confidence)
+        kid_subsets = metrics.kid_subset_estimates(measured_set.features, reference_features, subset,
+                                                   cfg.kid_subsets, cfg.seed)
+        results["kid"] = float(kid_subsets.mean())
+        results["kid_low"], results["kid_high"] = metrics.percentile_interval(kid_subsets, cfg.confidence)
+        inside_reference, inside_set = metrics.precision_recall_indicators(
+            reference_features, measured_set.features, k, real_radii=reference_radii)
+        precision_reps = metrics.indicator_replicates(inside_reference, draws.sample)
+        recall_reps = metrics.indicator_replicates(inside_set, draws.reference)
+        _with_interval(results, "precision", float(inside_reference.mean()), precision_reps, cfg.confidence)
+        _with_interval(results, "recall", float(inside_set.mean()), recall_reps, cfg.confidence)
+        if name == metric_specs.MODEL:
+            paired = {"fd": fd_raw[name].tolist(), "precision": precision_reps.tolist(),
+                      "recall": recall_reps.tolist()}
+        sections[name] = results
+    for name in (metric_specs.MODEL, metric_specs.REAL):
+        sections[name]["fd_infinity"] = metrics.fd_infinity(measured[name].features, reference_features, cfg.seed)
+    floor = sections[metric_specs.REAL]["fd"]
+    for name, results in sections.items():
+        # Ratio of raw replicates (both carry the resampling bias), then centred on the estimated ratio.
+        _with_interval(results, "fd_ratio", metrics.floor_ratio(results["fd"], floor),
+                       fd_raw[name] / fd_raw[metric_specs.REAL], cfg.confidence)
 
-    holdout_to_train, _ = metrics.nearest_neighbours(holdout_features, train_features)
-    generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
-    half = max(count // 2, 1)
-    threshold = metrics.memorisation_threshold(holdout_to_train[:half], cfg.memorisation_quantile)
-    results["memorisation"] = metrics.memorisation_fraction(generated_to_train, threshold)
-    results["memorisation_real"] = metrics.memorisation_fraction(holdout_to_train[half:], threshold)
+    # Copying: generated samples against the whole train split and the reference; the floor is new real
+    # images (a validation sample) measured the same way.
+    validation_count = min(count, len(validation_split))
+    validation_index = np.random.default_rng([cfg.seed, validation_count]).choice(
+        len(validation_split), validation_count, replace=False)
+    validation_features = featurizer.features(validation_split.images[validation_index])
+    for name, features, rows in (
+            (metric_specs.MODEL, measured[metric_specs.MODEL].features, draws.sample),
+            (metric_specs.REAL, validation_features,
+             np.random.default_rng([cfg.seed, 2]).integers(0, validation_count, (len(draws), validation_count)))):
+        copies = metrics.copying_indicators(features, train_features, reference_features)
+        _with_interval(sections[name], "copying", float(copies.mean()),
+                       metrics.indicator_replicates(copies, rows), cfg.confidence)
 
+    generated_to_train, nearest_train = metrics.nearest_neighbours(measured[metric_specs.MODEL].features,
+                                                                   train_features)
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
     neighbours = (generated[closest], train_split.images[nearest_train[closest]], generated_to_train[closest])
 
-    if generated_probs is None:
+    results = {**sections.pop(metric_specs.MODEL), **sections,
+               "num_samples": count, "num_copying_floor_samples": validation_count,
+               "bootstrap_replicates": len(draws), "confidence": cfg.confidence,
+               "featurizer_hash": featurizer.hash, "featurizer": featurizer.kind}
+    paired = {**paired, "num_samples": count, "bootstrap_replicates": len(draws), "seed": cfg.seed,
+              "featurizer_hash": featurizer.hash, "copying": results["copying"],
+              "copying_floor_high": results[metric_specs.REAL]["copying_high"]}
+    model_probs = measured[metric_specs.MODEL].probabilities
+    if model_probs is None:
         why = f"unlabelled data: the {featurizer.kind} feature space has no classes"
-        results["omitted"] = {name: why for name in CLASSIFIER_METRICS + CONDITIONAL_METRICS}
-        return Evaluation(results, None, neighbours, generated, None)
-    holdout_labels = None if holdout_split.labels is None else holdout_split.labels[holdout_index]
-    class_results, class_table = class_metrics(featurizer.num_classes, generated_probs, train_probs[real_index],
-                                               holdout_probs, generated_labels, holdout_labels)
-    results.update(class_results)
-    return Evaluation(results, class_table, neighbours, generated,
-                      generated_labels if generated_labels is not None else generated_probs.argmax(axis=1))
+        results["omitted"] = {spec.name: why for spec in metric_specs.SPECS if spec.classes}
+        return Evaluation(results, paired, None, neighbours, generated, None)
+    reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
+    class_results, class_table = class_metrics(featurizer.num_classes, model_probs,
+                                               measured[metric_specs.REAL].probabilities, reference_probs,
+                                               generated_labels, reference_labels)
+    omitted = class_results.pop("omitted", None)
+    for name, value in class_results.items():
+        if name.endswith("_real"):
+            results[metric_specs.REAL][name.removesuffix("_real")] = value
+        else:
+            results[name] = value
+    if omitted:
+        results["omitted"] = omitted
+    return Evaluation(results, paired, class_table, neighbours, generated,
+                      generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
 
 
-def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndarray, holdout_probs: np.ndarray,
+def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndarray, reference_probs: np.ndarray,
                   generated_labels: np.ndarray | None,
-                  holdout_labels: np.ndarray | None) -> tuple[dict, pd.DataFrame]:
-    """The classifier's view: score, coverage and entropy of generated vs real samples against the holdout's
+                  reference_labels: np.ndarray | None) -> tuple[dict, pd.DataFrame]:
+    """The classifier's view: score, coverage and entropy of generated vs real samples against the reference's
     class histogram, and (conditional generators) accuracy on the requested classes. Returns the metrics
     and the per-class table."""
     predicted = generated_probs.argmax(axis=1)
     histogram = metrics.class_histogram(predicted, classes)
     real_histogram = metrics.class_histogram(real_probs.argmax(axis=1), classes)
-    holdout_histogram = metrics.class_histogram(holdout_probs.argmax(axis=1), classes)
+    reference_histogram = metrics.class_histogram(reference_probs.argmax(axis=1), classes)
     results = {
         "classifier_score": metrics.classifier_score(generated_probs),
         "classifier_score_real": metrics.classifier_score(real_probs),
-        "class_coverage": metrics.class_coverage(histogram, holdout_histogram),
-        "class_coverage_real": metrics.class_coverage(real_histogram, holdout_histogram),
+        "class_coverage": metrics.class_coverage(histogram, reference_histogram),
+        "class_coverage_real": metrics.class_coverage(real_histogram, reference_histogram),
         "class_entropy": metrics.class_entropy(histogram),
         "class_entropy_real": metrics.class_entropy(real_histogram),
     }
     table = pd.DataFrame({"class": np.arange(classes), "generated": histogram, "real": real_histogram,
-                          "holdout": holdout_histogram})
-    if generated_labels is None or holdout_labels is None:
+                          "test": reference_histogram})
+    if generated_labels is None or reference_labels is None:
         results["omitted"] = {name: "unconditional generator" for name in CONDITIONAL_METRICS}
         return results, table
-    holdout_predicted = holdout_probs.argmax(axis=1)
+    reference_predicted = reference_probs.argmax(axis=1)
     results["conditional_accuracy"] = float(np.mean(predicted == generated_labels))
-    results["conditional_accuracy_real"] = float(np.mean(holdout_predicted == holdout_labels))
+    results["conditional_accuracy_real"] = float(np.mean(reference_predicted == reference_labels))
     table["accuracy"] = metrics.per_class_accuracy(predicted, generated_labels, classes)
-    table["accuracy_real"] = metrics.per_class_accuracy(holdout_predicted, holdout_labels, classes)
+    table["accuracy_real"] = metrics.per_class_accuracy(reference_predicted, reference_labels, classes)
     return results, table
 
 
@@ -154,25 +214,55 @@ def champion_summary(register_cfg: RegisterConfig) -> dict | None:
             "metrics": registry.tagged_metrics(version.tags)}
 
 
+def numeric_items(results: dict, prefix: str = "") -> dict[str, float]:
+    """metrics.json's numbers flattened one level (`real.fd`), as MLflow metric names."""
+    flat: dict[str, float] = {}
+    for key, value in results.items():
+        if isinstance(value, dict) and key in metric_specs.SETS:
+            flat.update(numeric_items(value, f"{prefix}{key}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def summary_line(results: dict, featurizer: featurizer_lib.Featurizer) -> str:
+    """The model between its floor and the baselines, in one line."""
+    def fd(section: dict) -> str:
+        return f"{section['fd']:.4g} [{section['fd_low']:.4g}, {section['fd_high']:.4g}]"
+
+    real = results[metric_specs.REAL]
+    baseline_text = "  ".join(f"{name} {fd(results[name])}" for name in metric_specs.BASELINES)
+    return (f"fd {fd(results)} = {results['fd_ratio']:.3g}x the real floor {fd(real)}; baselines: {baseline_text}  "
+            f"precision {results['precision']:.3f} (real {real['precision']:.3f})  recall {results['recall']:.3f} "
+            f"(real {real['recall']:.3f})  copying {results['copying']:.3f} (real {real['copying']:.3f}, up to "
+            f"{real['copying_high']:.3f})  (n={results['num_samples']}, {results['confidence']:.0%} intervals over "
+            f"{results['bootstrap_replicates']} bootstrap replicates, {featurizer.kind} {featurizer.hash})")
+
+
 def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, featurizer_path: str | Path,
-        metrics_path: str | Path, samples_path: str | Path, *, figures_dir: str | Path | None = None,
-        report_path: str | Path | None = None, register_cfg: RegisterConfig | None = None) -> dict:
-    """Sample the trained generator, compute every metric, write metrics.json and the sample grid, and (when
-    given the paths) the figures folder and the HTML report; log all of it to the training run. With
-    `register_cfg` the report also shows the registry's champion."""
+        metrics_path: str | Path, samples_path: str | Path, *, paired_path: str | Path | None = None,
+        figures_dir: str | Path | None = None, report_path: str | Path | None = None,
+        register_cfg: RegisterConfig | None = None) -> dict:
+    """Sample the trained generator, compute every metric on the test split, write metrics.json, the gate's
+    paired bootstrap evidence and the sample grid, and (when given the paths) the figures folder and the HTML
+    report; log all of it to the training run. With `register_cfg` the report also shows the registry's
+    champion."""
     prepared_dir, model_dir = Path(prepared_dir), Path(model_dir)
-    train_split = artifacts.read_split(prepared_dir / prepare.TRAIN_FILE)
-    holdout_split = artifacts.read_split(prepared_dir / prepare.HOLDOUT_FILE)
+    info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
+    splits = {name: artifacts.read_split(prepared_dir / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
     generator = sampling.load_generator(model_dir / GENERATOR_FILE)
     featurizer = featurizer_lib.load(featurizer_path)
-    count = min(cfg.num_samples, len(train_split), len(holdout_split))
+    count = min(cfg.num_samples, len(splits["train"]), len(splits["test"]))
     classes = sampling.num_classes(generator)
     labels = sampling.balanced_labels(count, classes) if classes else None
     generated = sampling.sample(generator, count, cfg.seed, labels=labels)
 
-    evaluation = compute(cfg, generated, train_split, holdout_split, featurizer, generated_labels=labels)
+    evaluation = compute(cfg, generated, splits["train"], splits["test"], splits["validation"], featurizer,
+                         generated_labels=labels)
     results = evaluation.metrics
     artifacts.write_json(metrics_path, results)
+    if paired_path is not None:
+        artifacts.write_json(paired_path, {**evaluation.paired, "data_hash": info.data_hash})
     upscale = imaging.upscale_for_display(generated.shape[1])
     imaging.save_png(samples_path, imaging.grid(generated[:GRID_IMAGES], upscale=upscale))
 
@@ -190,16 +280,12 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
                 class_table=evaluation.class_table,
                 neighbour_distances=evaluation.neighbours[2], history=model_dir / HISTORY_FILE,
                 conditional=bool(classes)))
-        mlflow.log_metrics({f"eval.{k}": v for k, v in results.items() if isinstance(v, int | float)})
+        mlflow.log_metrics({f"eval.{k}": v for k, v in numeric_items(results).items()})
         mlflow.set_tag("ganops.featurizer_hash", featurizer.hash)
-        for path in (metrics_path, samples_path, report_path, *figures.values()):
+        for path in (metrics_path, paired_path, samples_path, report_path, *figures.values()):
             if path is not None:
                 mlflow.log_artifact(str(path), artifact_path="evaluation")
-    print(f"fd={results['fd']:.3f}  fd_real={results['fd_real']:.3f}  ratio={results['fd_ratio']:.2f}  "
-          f"kid={results['kid']:.4f}±{results['kid_std']:.4f} (real {results['kid_real']:.4f})  "
-          f"precision={results['precision']:.3f}  recall={results['recall']:.3f}  "
-          f"memorisation={results['memorisation']:.3f} (real {results['memorisation_real']:.3f})  "
-          f"(n={results['num_samples']}, {featurizer.kind} {featurizer.hash})", flush=True)
+    print(summary_line(results, featurizer), flush=True)
     return results
 
 

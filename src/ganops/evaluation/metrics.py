@@ -7,8 +7,10 @@ rows in float32, so 10,000 × 10,000 comparisons take seconds and never hold the
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
-from scipy import linalg
 
 # Added to both covariances: a tiny ridge keeps the matrix square root finite when features are
 # (nearly) collinear, which happens with few samples or a collapsed generator.
@@ -18,32 +20,128 @@ DISTANCE_CHUNK = 2048
 # A class counts as covered when the generator produces it at least this fraction as often as the
 # reference data does (a generator that never or rarely draws a class has dropped that mode).
 COVERAGE_MIN_SHARE = 0.5
+# Subset sizes of the FD∞ line fit (Chong & Forsyth use 15 between 5,000 and 50,000).
+FD_INFINITY_POINTS = 10
 
 
-def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), the FID formula in our featurizer's space."""
-    features_a, features_b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
-    mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
-    ridge = COVARIANCE_EPS * np.eye(features_a.shape[1])
-    cov_a = np.atleast_2d(np.cov(features_a, rowvar=False)) + ridge
-    cov_b = np.atleast_2d(np.cov(features_b, rowvar=False)) + ridge
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    covmean = np.real(covmean)  # numerical noise can add a tiny imaginary part
-    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * covmean)
+@dataclasses.dataclass(frozen=True)
+class GaussianStats:
+    """Mean and covariance of a feature set: what the Fréchet distance compares."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> GaussianStats:
+        features = np.asarray(features, np.float64)
+        ridge = COVARIANCE_EPS * np.eye(features.shape[1])
+        return cls(features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False)) + ridge)
+
+    @functools.cached_property
+    def cov_sqrt(self) -> np.ndarray:
+        """The symmetric square root of the covariance (from its eigendecomposition)."""
+        eigenvalues, eigenvectors = np.linalg.eigh(self.cov)
+        return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
+def frechet_from_stats(a: GaussianStats, b: GaussianStats) -> float:
+    """‖μa − μb‖² + Tr(Σa) + Tr(Σb) − 2 Tr((Σa Σb)^½).
+
+    Σa Σb is similar to the symmetric Σb^½ Σa Σb^½, so Tr((Σa Σb)^½) is the sum of the square roots of that
+    matrix's eigenvalues: a symmetric eigenvalue call (ten times faster than a general matrix square root at
+    128 features), with Σb^½ computed once per reference — the bootstrap measures several sets against each."""
+    eigenvalues = np.linalg.eigvalsh(b.cov_sqrt @ a.cov @ b.cov_sqrt)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
+    distance = np.sum((a.mean - b.mean) ** 2) + np.trace(a.cov) + np.trace(b.cov) - 2.0 * trace_sqrt
     return float(max(distance, 0.0))
 
 
-def reference_indices(count: int, holdout_size: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the holdout sample every distance compares against and of the train sample behind each floor
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """The FID formula in our featurizer's space."""
+    return frechet_from_stats(GaussianStats.of(features_a), GaussianStats.of(features_b))
+
+
+def reference_indices(count: int, reference_size: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the reference sample every distance compares against and of the train sample behind each floor
     (real images the reference has never met): `count` distinct rows of each, one seeded draw, so the evaluate
-    stage and the training monitor compare against the same reference and floor."""
+    stage and the training monitor draw the same way."""
     rng = np.random.default_rng(seed)
-    return rng.choice(holdout_size, count, replace=False), rng.choice(train_size, count, replace=False)
+    return rng.choice(reference_size, count, replace=False), rng.choice(train_size, count, replace=False)
 
 
 def floor_ratio(distance: float, floor: float) -> float:
     """A distance on the scale of its real-vs-real floor: 1 is as close as real images come; inf for a 0 floor."""
     return distance / floor if floor > 0 else float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapDraws:
+    """Row indices of each bootstrap replicate, shared by every set measured against one reference: replicate
+    b resamples the measured set with `sample[b]` and the reference with `reference[b]`. Sharing them makes
+    the replicates of two sets (or of two generators evaluated with the same seed and n) paired."""
+
+    sample: np.ndarray  # (replicates, n)
+    reference: np.ndarray  # (replicates, n)
+
+    @classmethod
+    def draw(cls, count: int, replicates: int, seed: int) -> BootstrapDraws:
+        rng = np.random.default_rng([seed, count, replicates])
+        return cls(rng.integers(0, count, (replicates, count)), rng.integers(0, count, (replicates, count)))
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+
+def reference_replicate_stats(reference: np.ndarray, draws: BootstrapDraws) -> list[GaussianStats]:
+    """The reference side of every replicate, computed once for all the sets measured against it."""
+    reference = np.asarray(reference, np.float64)
+    return [GaussianStats.of(reference[rows]) for rows in draws.reference]
+
+
+def fd_replicates(features: np.ndarray, draws: BootstrapDraws, reference_stats: list[GaussianStats]) -> np.ndarray:
+    """The Fréchet distance of each bootstrap replicate of `features` against the resampled reference."""
+    features = np.asarray(features, np.float64)
+    return np.array([frechet_from_stats(GaussianStats.of(features[rows]), stats)
+                     for rows, stats in zip(draws.sample, reference_stats, strict=True)])
+
+
+def indicator_replicates(indicators: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The share of true `indicators` in each bootstrap replicate (`rows`: (replicates, n) indices)."""
+    return np.asarray(indicators, np.float64)[rows].mean(axis=1)
+
+
+def centred_replicates(replicates: np.ndarray, estimate: float) -> np.ndarray:
+    """Replicates shifted so their mean is the estimate. Resampling with replacement repeats rows, which
+    inflates the Fréchet distance's small-sample bias (a replicate holds about 63% distinct rows): uncorrected,
+    the replicates of a real-vs-real distance lie wholly above its estimate. The shift removes the bootstrap's
+    own bias estimate and keeps its spread, the estimate's variability at this n."""
+    replicates = np.asarray(replicates, np.float64)
+    return replicates - (replicates.mean() - estimate)
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central `confidence` percentile interval of (centred) bootstrap replicates or subset estimates."""
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(np.asarray(replicates, np.float64), [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def fd_infinity(features: np.ndarray, reference: np.ndarray, seed: int, points: int = FD_INFINITY_POINTS
+                ) -> float:
+    """FD∞ (Chong & Forsyth 2020): the Fréchet distance is biased upwards by about c/N for N samples, so fit
+    FD(N) = FD∞ + c/N through random subsets of the set at `points` sizes from n/5 to n (against the whole
+    reference) and read the line at 1/N = 0. NaN when n is too small for two sizes."""
+    features = np.asarray(features, np.float64)
+    reference_stats = GaussianStats.of(reference)
+    count = len(features)
+    sizes = np.unique(np.linspace(max(count // 5, 2), count, points).astype(int))
+    if len(sizes) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    distances = [frechet_from_stats(GaussianStats.of(features[rng.choice(count, size, replace=False)]),
+                                    reference_stats) for size in sizes]
+    _, intercept = np.polyfit(1.0 / sizes, distances, 1)
+    return float(intercept)
 
 
 def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -66,21 +164,27 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum(dtype=np.float64) / (m * m))
 
 
-def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size: int,
-                              num_subsets: int, seed: int) -> tuple[float, float]:
-    """KID: the unbiased MMD² with a cubic polynomial kernel, averaged over `num_subsets` random subsets of
-    `subset_size` rows from each side. Returns (mean, standard deviation over subsets): the second is the
-    standard error of one subset's estimate, the scale on which a KID near 0 is "0 within its error".
-    Unbiased, so it can dip below 0 when both sets come from one distribution."""
+def kid_subset_estimates(features_a: np.ndarray, features_b: np.ndarray, subset_size: int,
+                         num_subsets: int, seed: int) -> np.ndarray:
+    """KID's single-subset estimates: the unbiased MMD² with a cubic polynomial kernel on `num_subsets` random
+    subsets of `subset_size` rows from each side. KID is their mean; their spread is the error of *one*
+    subset's estimate (wider than the mean's, since the subsets overlap). Unbiased, so estimates dip below 0
+    when both sets come from one distribution."""
     a, b = np.asarray(features_a, np.float32), np.asarray(features_b, np.float32)
     size = min(subset_size, len(a), len(b))
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per side, got {len(a)} and {len(b)}")
     rng = np.random.default_rng(seed)
-    estimates = np.array([
+    return np.array([
         _mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)])
         for _ in range(num_subsets)
     ])
+
+
+def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size: int,
+                              num_subsets: int, seed: int) -> tuple[float, float]:
+    """KID and the standard deviation of its single-subset estimates (`kid_subset_estimates`)."""
+    estimates = kid_subset_estimates(features_a, features_b, subset_size, num_subsets, seed)
     return float(estimates.mean()), float(estimates.std(ddof=1) if num_subsets > 1 else 0.0)
 
 
@@ -126,12 +230,13 @@ def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
     return radii
 
 
-def precision_recall(real: np.ndarray, generated: np.ndarray, k: int,
-                     real_radii: np.ndarray | None = None) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019): precision is the share of generated samples
-    inside the real manifold (the union of balls reaching each real sample's k-th neighbour); recall is the
-    share of real samples inside the generated manifold. Low precision: unrealistic samples; low recall:
-    missing modes. `real_radii` (`knn_radii(real, k)`) saves recomputing them for several generated sets."""
+def precision_recall_indicators(real: np.ndarray, generated: np.ndarray, k: int,
+                                real_radii: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample membership behind improved precision and recall (Kynkäänniemi et al. 2019): for each
+    generated sample, whether it lies inside the real manifold (the union of balls reaching each real
+    sample's k-th neighbour); for each real sample, whether it lies inside the generated manifold. Their
+    means are precision and recall. `real_radii` (`knn_radii(real, k)`) saves recomputing them for several
+    generated sets."""
     real_radii = knn_radii(real, k) if real_radii is None else real_radii
     generated_radii = knn_radii(generated, k)
     inside_real = np.zeros(len(generated), bool)
@@ -140,19 +245,24 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int,
     for start, block in _squared_distance_blocks(generated, real):
         inside_real[start:start + len(block)] = (block <= real_limit[None, :]).any(axis=1)
         inside_generated |= (block <= generated_limit[start:start + len(block), None]).any(axis=0)
+    return inside_real, inside_generated
+
+
+def precision_recall(real: np.ndarray, generated: np.ndarray, k: int,
+                     real_radii: np.ndarray | None = None) -> tuple[float, float]:
+    """Improved precision (low: unrealistic samples) and recall (low: missing modes)."""
+    inside_real, inside_generated = precision_recall_indicators(real, generated, k, real_radii)
     return float(inside_real.mean()), float(inside_generated.mean())
 
 
-def memorisation_threshold(holdout_to_train: np.ndarray, quantile: float) -> float:
-    """The typical distance from a new real image to its nearest training image (the median for 0.5)."""
-    return float(np.quantile(holdout_to_train, quantile))
-
-
-def memorisation_fraction(to_train: np.ndarray, threshold: float) -> float:
-    """Share of samples whose nearest training image is closer than `threshold`. New real images score the
-    quantile the threshold was taken at (0.5 for the median); a generator that copies its training images
-    scores near 1."""
-    return float(np.mean(np.asarray(to_train) < threshold))
+def copying_indicators(samples: np.ndarray, train: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """For each sample, whether its nearest train image is nearer than its nearest reference image. A sample
+    copied from train is at distance 0 from it, so a copier scores 1; new real images score what the sizes
+    of the two sets make likely (above 0.5 when train is the larger), which is why it is read against a
+    floor of real images measured the same way."""
+    to_train, _ = nearest_neighbours(samples, train)
+    to_reference, _ = nearest_neighbours(samples, reference)
+    return to_train < to_reference
 
 
 def classifier_score(probabilities: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """The evaluation report: one self-contained HTML file (inline CSS, images as base64 data URIs, no scripts,
 fonts or links to fetch), so it opens from a laptop, a CI artifact or an air-gapped cluster alike.
 
-It shows each metric next to its real-vs-real floor and the registry champion's value, the sample grid,
+It shows each metric with its interval beside the real floor, the known-bad baselines and the registry
+champion's value, the sample grid,
 the per-class grid and histogram, the nearest-training-neighbour pairs and the loss curves.
 """
 
@@ -20,41 +21,14 @@ import pandas as pd
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 from PIL import Image
 
-from ganops import artifacts
+from ganops import artifacts, metric_specs
 
 
 PICTURE_WIDTH = 420  # target on-screen width of sample grids, in CSS pixels
 
 
-@dataclasses.dataclass(frozen=True)
-class MetricRow:
-    key: str  # in metrics.json; the floor is `<key>_real`, the spread `<key>_std`
-    label: str
-    better: str  # "lower", "higher" or "near floor"
-    meaning: str
-
-
-METRIC_ROWS = (
-    MetricRow("fd", "Fréchet distance", "lower",
-              "Distance between Gaussians fitted to generated and holdout features (FID formula)."),
-    MetricRow("fd_ratio", "FD / real-vs-real FD", "lower", "1 means as close to the holdout as real images are."),
-    MetricRow("kid", "Kernel distance (KID)", "lower",
-              "Unbiased MMD² with a cubic kernel, ± its standard error over subsets; "
-              "0 within error = same distribution."),
-    MetricRow("precision", "Precision (k-NN)", "higher",
-              "Share of generated samples inside the real image manifold: realism."),
-    MetricRow("recall", "Recall (k-NN)", "higher", "Share of real images inside the generated manifold: diversity."),
-    MetricRow("memorisation", "Memorisation", "near floor",
-              "Share of samples nearer a training image than a typical new real image is; near 1 means copying."),
-    MetricRow("classifier_score", "Classifier score (IS analogue)", "higher",
-              "exp E[KL(p(y|x) ‖ p(y))]: confident and varied class predictions; at most the class count."),
-    MetricRow("class_coverage", "Class coverage", "higher",
-              "Share of classes generated at least half as often as in the holdout (missing modes lower it)."),
-    MetricRow("class_entropy", "Class-histogram entropy", "higher",
-              "Entropy / log(classes): 1 when all classes are equally frequent."),
-    MetricRow("conditional_accuracy", "Conditional accuracy", "higher",
-              "Share of class-conditioned samples the classifier assigns to the requested class."),
-)
+_SET_LABELS = {metric_specs.MODEL: "This model", metric_specs.REAL: "Real (floor)",
+               "pixel_gaussian": "Pixel Gaussian", "noisy_train": "Noisy train"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +45,12 @@ class Context:
     conditional: bool
 
 
-def _number(value: float | None, spread: float | None = None) -> str:
+def _number(value: float | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    text = f"{value:.4g}"
-    return f"{text} ± {spread:.2g}" if spread is not None else text
+    return f"{value:.4g}"
 
 
 def _png_uri(data: bytes) -> str:
@@ -124,7 +97,7 @@ def _class_charts(table: pd.DataFrame) -> str:
     figure = Figure(figsize=(6.4, 3.0))
     axes = figure.subplots()
     width = 0.27
-    for offset, column in zip((-width, 0.0, width), ("generated", "real", "holdout"), strict=True):
+    for offset, column in zip((-width, 0.0, width), ("generated", "real", "test"), strict=True):
         axes.bar(table["class"] + offset, table[column], width, label=column)
     axes.set_xticks(table["class"])
     axes.set_xlabel("class (classifier prediction)")
@@ -135,7 +108,7 @@ def _class_charts(table: pd.DataFrame) -> str:
         figure = Figure(figsize=(6.4, 2.6))
         axes = figure.subplots()
         axes.bar(table["class"] - 0.2, table["accuracy"], 0.4, label="generated (conditioned on class)")
-        axes.bar(table["class"] + 0.2, table["accuracy_real"], 0.4, label="holdout (true class)")
+        axes.bar(table["class"] + 0.2, table["accuracy_real"], 0.4, label="test (true class)")
         axes.set_xticks(table["class"])
         axes.set_ylim(0, 1.05)
         axes.set_xlabel("class")
@@ -146,28 +119,43 @@ def _class_charts(table: pd.DataFrame) -> str:
 
 
 def _metrics_table(metrics: dict, champion: dict | None) -> str:
+    """One row per registry metric: the model, the real floor, each baseline (value and 95% interval), the
+    champion's value, which way is better and what it means."""
     omitted = metrics.get("omitted", {})
     champion_values = champion["metrics"] if champion else {}
-    head = ("<tr><th>Metric</th><th>This model</th><th>Real vs real (floor)</th>"
+    set_heads = "".join(f"<th>{html.escape(_SET_LABELS[name])}</th>" for name in metric_specs.SETS)
+    head = (f"<tr><th>Metric</th>{set_heads}"
             + (f"<th>Champion v{html.escape(champion['version'])}</th>" if champion else "")
             + "<th>Better</th><th>Meaning</th></tr>")
     rows = [head]
-    for row in METRIC_ROWS:
-        champion_cell = f"<td>{_number(champion_values.get(row.key))}</td>" if champion else ""
-        if row.key in omitted:
-            rows.append(f"<tr class=omitted><td>{html.escape(row.label)}</td>"
-                        f"<td colspan=2>omitted: {html.escape(omitted[row.key])}</td>{champion_cell}"
-                        f"<td>{row.better}</td><td>{html.escape(row.meaning)}</td></tr>")
+    for spec in metric_specs.SPECS:
+        champion_cell = f"<td class=num>{_number(champion_values.get(spec.name))}</td>" if champion else ""
+        meaning = html.escape(spec.description)
+        if spec.name in omitted:
+            rows.append(f"<tr class=omitted><td>{spec.name}</td><td colspan={len(metric_specs.SETS)}>omitted: "
+                        f"{html.escape(omitted[spec.name])}</td>{champion_cell}<td>{spec.direction}</td>"
+                        f"<td>{meaning}</td></tr>")
             continue
-        if row.key not in metrics:
+        if spec.name not in metrics:
             continue
-        floor = 1.0 if row.key == "fd_ratio" else metrics.get(f"{row.key}_real")
-        value = _number(metrics[row.key], metrics.get(f"{row.key}_std"))
-        floor_text = _number(floor, metrics.get(f"{row.key}_real_std"))
-        rows.append(f"<tr><td>{html.escape(row.label)} <code>{row.key}</code></td><td class=num>{value}</td>"
-                    f"<td class=num>{floor_text}</td>{champion_cell}<td>{row.better}</td>"
-                    f"<td>{html.escape(row.meaning)}</td></tr>")
+        cells = "".join(f"<td class=num>{_cell(_section(metrics, name), spec.name)}</td>"
+                        for name in metric_specs.SETS)
+        rows.append(f"<tr><td><code>{spec.name}</code></td>{cells}{champion_cell}<td>{spec.direction}</td>"
+                    f"<td>{meaning}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
+
+
+def _section(metrics: dict, name: str) -> dict:
+    return metrics if name == metric_specs.MODEL else metrics.get(name, {})
+
+
+def _cell(section: dict, key: str) -> str:
+    if key not in section:
+        return "—"
+    low, high = metric_specs.interval_keys(key)
+    interval = (f"<br><span class=interval>[{_number(section[low])}, {_number(section[high])}]</span>"
+                if low in section else "")
+    return _number(section[key]) + interval
 
 
 def _champion_note(metrics: dict, champion: dict | None) -> str:
@@ -190,7 +178,7 @@ table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: 0.35em 0.7em; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; } td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.omitted td { color: #888; font-style: italic; }
-code { font-size: 0.85em; color: #555; }
+code { font-size: 0.85em; color: #555; } .interval { color: #777; font-size: 0.85em; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.3em 0.6em 0.3em 0; vertical-align: top; }
 img.pixels { image-rendering: pixelated; }
 .note { color: #555; font-size: 0.9em; }
@@ -203,16 +191,21 @@ def render(context: Context) -> str:
     samples = _picture(context.samples, "generated samples")
     sections = [
         f"<h1>GAN evaluation</h1><p class=note>MLflow run {html.escape(context.run_id)} · "
-        f"{metrics['num_samples']} generated vs {metrics['num_samples']} holdout images · "
+        f"n = {metrics['num_samples']} images per set against {metrics['num_samples']} test images · "
         f"featurizer: {html.escape(str(metrics.get('featurizer', 'classifier')))} "
         f"<code>{html.escape(str(metrics['featurizer_hash']))}</code> · "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC</p>",
         "<h2>Metrics</h2>" + _metrics_table(metrics, context.champion) + _champion_note(metrics, context.champion)
-        + "<p class=note>Each floor is the same metric computed the same way on real images with the same "
-          "sample count: a train sample against the same holdout sample; for memorisation, one half of the "
-          "holdout sample against a threshold from the other half; for conditional accuracy, the holdout "
-          "images with their true labels. Distances live in this featurizer's space: compare them only "
-          "between runs with the same featurizer hash.</p>",
+        + "<p class=note>Every set is measured the same way, with the same sample count, against one "
+          "reference sample of the test split. <em>Real (floor)</em>: a train sample, real images the reference "
+          "has never met: what real data scores at this n (for copying, a validation sample; for conditional "
+          "accuracy, the test images with their true labels). " + " ".join(
+              f"<em>{html.escape(_SET_LABELS[name])}</em>: {html.escape(metric_specs.SET_DESCRIPTIONS[name])}."
+              for name in metric_specs.BASELINES)
+        + f" Brackets: {metrics.get('confidence', 0.95):.0%} intervals, "
+          f"{html.escape(metric_specs.INTERVALS['bootstrap'])} ({metrics.get('bootstrap_replicates')} replicates); "
+          f"for kid, {html.escape(metric_specs.INTERVALS['subsets'])}. Distances live in this featurizer's space: "
+          "compare them only between runs with the same featurizer hash and the same n.</p>",
         "<h2>Samples</h2><div class=row><div>" + samples + "</div><div><h3>Loss curves</h3>"
         + _loss_curves(context.history) + "</div></div>",
     ]
