@@ -212,7 +212,8 @@ def test_skip_unreadable_skips_and_reports_each_file(tmp_path):
     provenance = prepare.artifacts.read_json(out / prepare.SOURCE_FILE)
     assert [Path(s["file"]).name for s in provenance["skipped"]] == ["00002.png", "bad.png"]
     info = prepare.artifacts.read_dataset_info(out / prepare.INFO_FILE)
-    assert info.train_count + info.holdout_count == 11  # 12 written, 00002.png broken, bad.png added
+    # 12 written, 00002.png broken, bad.png added
+    assert info.train_count + info.validation_count + info.test_count == 11
 
 
 def test_prepare_does_not_import_tensorflow_or_sklearn():

@@ -1,3 +1,6 @@
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -9,20 +12,29 @@ from ganops.errors import GanopsError
 
 def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
     info = artifacts.read_dataset_info(prepared_digits / prepare.INFO_FILE)
-    train = artifacts.read_split(prepared_digits / prepare.TRAIN_FILE)
-    holdout = artifacts.read_split(prepared_digits / prepare.HOLDOUT_FILE)
+    splits = {name: artifacts.read_split(prepared_digits / prepare.SPLIT_FILES[name]) for name in prepare.SPLITS}
     summary = artifacts.read_summary(prepared_digits / prepare.SUMMARY_FILE)
 
-    assert (info.train_count, info.holdout_count) == (240, 60)
-    assert train.images.shape == (240, 8, 8, 1) and train.images.dtype == np.float32
-    assert train.images.min() == -1.0 and train.images.max() == 1.0
-    assert set(np.unique(holdout.labels)) == set(range(10))  # stratified split keeps every class
+    assert prepare.SPLIT_FILES == {"train": "train.npz", "validation": "validation.npz", "test": "test.npz"}
+    # validation ceil(0.15 × 300) = 45, test ceil(0.2 × 300) = 60, train the rest
+    assert (info.train_count, info.validation_count, info.test_count) == (195, 45, 60)
+    assert {name: len(split) for name, split in splits.items()} == {"train": 195, "validation": 45, "test": 60}
+    for name, split in splits.items():
+        assert split.images.shape[1:] == (8, 8, 1) and split.images.dtype == np.float32, name
+        assert set(np.unique(split.labels)) == set(range(10)), name  # stratified: every class in every split
+    train = splits["train"].images
+    assert train.min() == -1.0 and train.max() == 1.0
     assert list(summary.columns) == list(artifacts.SUMMARY_COLUMNS)
     assert len(summary) == 300
+    assert summary["split"].value_counts().to_dict() == {"train": 195, "validation": 45, "test": 60}
     assert (summary["orig_height"] == 8).all()
-    train_hashes = set(summary.loc[summary.split == "train", "hash"])
-    holdout_hashes = set(summary.loc[summary.split == "holdout", "hash"])
-    assert len(train_hashes & holdout_hashes) <= 1  # digits has a few exact duplicates by nature
+    sources = {name: set(summary.loc[summary.split == name, "source"]) for name in prepare.SPLITS}
+    assert sum(len(names) for names in sources.values()) == len(set().union(*sources.values())) == 300  # disjoint
+    for name, split in splits.items():  # the summary describes each split file row by row
+        rows = summary[summary.split == name]
+        assert rows["index"].tolist() == list(range(len(split)))
+        assert rows["hash"].tolist() == prepare.image_hashes(split.images)
+        assert rows["label"].tolist() == split.labels.tolist()
 
 
 def test_prepare_is_seeded(tmp_path):
@@ -46,30 +58,97 @@ def test_prepare_records_where_the_images_came_from(prepared_digits):
                           "classes": None, "skipped": []}
 
 
-@pytest.mark.parametrize(("count", "classes", "fraction", "seed"),
-                         [(300, 10, 0.2, 0), (1797, 10, 0.2, 3), (101, 3, 0.33, 7), (50, 1, 0.1, 1),
-                          (40, 4, 0.25, 2), (60, None, 0.2, 5)])
-def test_split_matches_scikit_learn(count, classes, fraction, seed):
-    """Our split draws exactly what train_test_split draws (it was the implementation before)."""
-    from sklearn.model_selection import train_test_split
-
-    rng = np.random.default_rng(seed)
-    labels = None if classes is None else rng.integers(0, classes, count) * 2  # class numbers with gaps
-    if labels is not None:
-        labels[:2 * classes] = np.repeat(np.arange(classes) * 2, 2)  # ≥ 2 images per class
-    train, holdout = prepare.split_indices(count, labels, DataConfig(holdout_fraction=fraction, seed=seed))
-    expected = train_test_split(np.arange(count), test_size=fraction, random_state=seed, stratify=labels)
-    np.testing.assert_array_equal(train, np.sort(expected[0]))
-    np.testing.assert_array_equal(holdout, np.sort(expected[1]))
+def _held_out(fraction: float, count: int) -> int:
+    """ceil(fraction × count) of the decimal as written, in exact arithmetic."""
+    return math.ceil(Fraction(str(fraction)) * count)
 
 
-def test_split_without_stratification_when_a_class_has_one_image():
-    labels = np.array([0] * 20 + [1])
-    train, holdout = prepare.split_indices(21, labels, DataConfig(holdout_fraction=0.2, seed=0))
-    assert (len(train), len(holdout)) == (16, 5) and not set(train) & set(holdout)
-    with pytest.raises(GanopsError, match="data.holdout_fraction: cannot split 20 images of 10 classes into 18 "
-                                          "train and 2 holdout images with every class in both"):
-        prepare.split_indices(20, np.arange(10).repeat(2), DataConfig(holdout_fraction=0.1))
+def _assert_partition(count: int, parts: tuple[np.ndarray, ...], cfg: DataConfig) -> None:
+    train, validation, test = parts
+    for part in parts:
+        assert part.dtype.kind == "i" and (np.diff(part) > 0).all()  # sorted positions, no repeats
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(count))  # disjoint and covering
+    assert (len(validation), len(test)) == (_held_out(cfg.validation_fraction, count),
+                                           _held_out(cfg.test_fraction, count))
+    assert len(train) == count - len(validation) - len(test) > 0
+
+
+def _labels(rng: np.random.Generator, class_counts: np.ndarray) -> np.ndarray:
+    """Shuffled labels with `class_counts[i]` images of class 3·i (class numbers with gaps)."""
+    return rng.permutation(np.repeat(np.arange(len(class_counts)) * 3, class_counts))
+
+
+def test_stratified_splits_partition_and_keep_every_class_share():
+    """Over many random label mixes and fractions: every split has its exact size, and each class's count
+    in each split is its proportional share rounded down or up (so within ±1 of it)."""
+    checked = 0
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        class_counts = rng.integers(3, 40, rng.integers(2, 25))
+        labels = _labels(rng, class_counts)
+        count = len(labels)
+        cfg = DataConfig(validation_fraction=float(rng.choice([0.05, 0.1, 0.15, 0.2, 0.3])),
+                         test_fraction=float(rng.choice([0.07, 0.1, 0.2, 0.25, 0.33])), seed=seed)
+        try:
+            parts = prepare.split_indices(count, labels, cfg)
+        except GanopsError as error:  # a split smaller than the class count: the error test covers it
+            assert "with every class in each" in str(error)
+            continue
+        _assert_partition(count, parts, cfg)
+        classes, totals = np.unique(labels, return_counts=True)
+        for part in parts:
+            in_split = np.array([(labels[part] == c).sum() for c in classes])
+            proportional = totals * len(part) / count
+            assert (np.abs(in_split - proportional) < 1).all(), (seed, in_split, proportional)
+        checked += 1
+    assert checked > 300
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_split_is_seeded(labelled):
+    labels = _labels(np.random.default_rng(0), np.array([40, 25, 35])) if labelled else None
+    first, again, other = (prepare.split_indices(100, labels, DataConfig(seed=seed)) for seed in (1, 1, 2))
+    for part, same in zip(first, again):
+        np.testing.assert_array_equal(part, same)
+    assert any(not np.array_equal(part, changed) for part, changed in zip(first, other))
+    _assert_partition(100, first, DataConfig())
+
+
+def test_split_sizes_use_the_fraction_as_written():
+    # 0.07 × 100 is 7.000000000000001 in floats; its ceiling must still be 7.
+    train, validation, test = prepare.split_indices(100, None, DataConfig(validation_fraction=0.07,
+                                                                         test_fraction=0.29))
+    assert (len(train), len(validation), len(test)) == (64, 7, 29)
+    train, validation, test = prepare.split_indices(21, None, DataConfig(validation_fraction=0.15,
+                                                                        test_fraction=0.2))
+    assert (len(train), len(validation), len(test)) == (12, 4, 5)  # ceil(3.15), ceil(4.2)
+
+
+def test_split_without_stratification_when_a_class_is_too_small_for_three_splits():
+    labels = np.array([0] * 30 + [1] * 2)  # class 1 cannot give an image to each of three splits
+    cfg = DataConfig(validation_fraction=0.15, test_fraction=0.2, seed=4)
+    parts = prepare.split_indices(32, labels, cfg)
+    _assert_partition(32, parts, cfg)
+    assert [len(part) for part in parts] == [20, 5, 7]
+    for part, plain in zip(parts, prepare.split_indices(32, None, cfg)):  # the unlabelled, seeded split
+        np.testing.assert_array_equal(part, plain)
+
+    labels = np.array([0] * 29 + [1] * 3)  # three images of class 1: stratified again, whatever the seed
+    for seed in range(10):
+        cfg = DataConfig(validation_fraction=0.15, test_fraction=0.2, seed=seed)
+        parts = prepare.split_indices(32, labels, cfg)
+        _assert_partition(32, parts, cfg)
+        # class 1's shares 1.875, 0.47, 0.66 rounded by largest remainder; class 0 takes the rest
+        assert [np.count_nonzero(labels[part] == 1) for part in parts] == [2, 0, 1], seed
+
+
+def test_split_errors_name_the_fraction_and_the_sizes():
+    with pytest.raises(GanopsError, match="data.test_fraction: cannot split 30 images of 10 classes into 21 train, "
+                                          "3 validation and 6 test images with every class in each"):
+        prepare.split_indices(30, np.arange(10).repeat(3), DataConfig(validation_fraction=0.1, test_fraction=0.2))
+    with pytest.raises(GanopsError, match="data.test_fraction: cannot split 10 images into 5 validation and 5 test "
+                                          "images and leave any for training"):
+        prepare.split_indices(10, None, DataConfig(validation_fraction=0.45, test_fraction=0.45))
 
 
 def test_statistics_and_hashes_match_numpy_per_image():

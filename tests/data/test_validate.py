@@ -20,7 +20,7 @@ from ganops.errors import GanopsError
 
 @pytest.fixture(scope="module")
 def prepared_source(tmp_path_factory) -> Path:
-    """200 built-in digits through the real prepare stage: 160 train, 40 holdout, 10 classes."""
+    """200 built-in digits through the real prepare stage: 130 train, 30 validation, 40 test, 10 classes."""
     out = tmp_path_factory.mktemp("validate") / "prepared"
     prepare.run(DataConfig(max_images=200), out)
     return out
@@ -43,7 +43,7 @@ def tamper(prepared: Path, change: Callable[[pd.DataFrame], pd.DataFrame | None]
         info = artifacts.read_dataset_info(prepared / prepare.INFO_FILE)
         sizes = summary["split"].value_counts()
         artifacts.write_dataset_info(prepared / prepare.INFO_FILE, dataclasses.replace(
-            info, train_count=int(sizes.get("train", 0)), holdout_count=int(sizes.get("holdout", 0))))
+            info, **{f"{split}_count": int(sizes.get(split, 0)) for split in prepare.SPLITS}))
 
 
 def run_failing(prepared: Path, out: Path, cfg: ValidateConfig | None = None) -> tuple[str, dict]:
@@ -66,7 +66,9 @@ def test_good_data_passes_and_writes_result_summary_and_docs(prepared, tmp_path)
     assert summary["evaluated"] == summary["successful"] == len(report.checks) > 20
     assert summary["failed"] == 0
     for key in ("row_count_in_range", "pixels_finite", "no_constant_images", "labels_in_range",
-                "class_balance", "duplicate_fraction_ok", "no_train_holdout_overlap", "holdout_rows_ok"):
+                "class_balance", "duplicate_fraction_ok", "splits_known", "no_split_overlap", "train_not_empty",
+                "validation_rows_ok", "test_rows_ok", "train_count_matches_info",
+                "validation_count_matches_info", "test_count_matches_info"):
         assert summary[key] is True, key
 
     result = json.loads((out / validate.RESULT_FILE).read_text())
@@ -85,9 +87,16 @@ def test_good_data_passes_and_writes_result_summary_and_docs(prepared, tmp_path)
     assert ".validation." not in html  # no link into the temporary build folder
 
 
-def _leak_three_holdout_images(summary):
-    holdout_hashes = summary.loc[summary["split"] == "holdout", "hash"].to_numpy()[:3]
-    summary.loc[summary.index[:3], "hash"] = holdout_hashes  # rows 0-2 are train
+def _leak_three_images(into: str, source: str = "test") -> Callable[[pd.DataFrame], None]:
+    """Give three `into` rows the hashes of three `source` images: the same pictures in two splits."""
+    def change(summary):
+        leaked = summary.loc[summary["split"] == source, "hash"].to_numpy()[:3]
+        summary.loc[summary.index[summary["split"] == into][:3], "hash"] = leaked
+    return change
+
+
+def _move_one_validation_image_to_test(summary):
+    summary.loc[summary.index[summary["split"] == "validation"][0], "split"] = "test"
 
 
 def _nan_pixels(summary):
@@ -114,8 +123,14 @@ CASES = {
     # name: (tamper, recount dataset.json, the first failing check, text of its line)
     "too_few_rows": (lambda s: s.iloc[::3], True, "row_count_in_range",
                      "row count 67 is below validate.min_rows=100"),
-    "train_holdout_overlap": (_leak_three_holdout_images, False, "no_train_holdout_overlap",
-                              "hash: 3 of 197 distinct images appear in both train and holdout"),
+    "train_test_overlap": (_leak_three_images(into="train"), False, "no_split_overlap",
+                           "hash: 3 of 197 distinct images appear in more than one of train/validation/test"),
+    "validation_test_overlap": (_leak_three_images(into="validation"), False, "no_split_overlap",
+                                "hash: 3 of 197 distinct images appear in more than one of "
+                                "train/validation/test"),
+    "train_validation_overlap": (_leak_three_images(into="train", source="validation"), False,
+                                 "no_split_overlap", "hash: 3 of 197 distinct images appear in more than one of "
+                                                     "train/validation/test"),
     "nan_pixels": (_nan_pixels, False, "pixels_finite",
                    "nonfinite: 1 of 200 images contain NaN or infinite pixels (e.g. train #5)"),
     "pixel_out_of_range": (lambda s: s.__setitem__("max", s["max"].where(s.index != 9, 1.5)), False,
@@ -128,12 +143,24 @@ CASES = {
                         "classes have fewer than validate.min_class_ratio=0.5 x the largest class"),
     "duplicates": (_duplicate_train_images, False, "duplicate_fraction_ok",
                    "hash: duplicate fraction 0.075 is above validate.max_duplicate_fraction=0.05"),
-    "empty_holdout": (lambda s: s[s["split"] == "train"], True, "holdout_rows_ok",
-                      "split: holdout has 0 images, below validate.min_holdout_rows=1"),
+    "empty_validation": (lambda s: s[s["split"] != "validation"], True, "validation_rows_ok",
+                         "split: validation has 0 images, below validate.min_holdout_rows=1"),
+    "empty_test": (lambda s: s[s["split"] != "test"], True, "test_rows_ok",
+                   "split: test has 0 images, below validate.min_holdout_rows=1"),
+    "unknown_split": (lambda s: s.__setitem__("split", s["split"].where(s.index != 0, "holdout")), False,
+                      "splits_known",
+                      "split: 1 of 200 rows have a split other than train/validation/test (e.g. 'holdout')"),
+    "counts_disagree_with_info": (_move_one_validation_image_to_test, False, "validation_count_matches_info",
+                                  "split: validation has 29 images but dataset.json says 30"),
 }
 # Cases that break one thing fail exactly these checks (NaN pixels also leave the image's stats empty).
 EXACT_FAILURES = {
-    "train_holdout_overlap": {"no_train_holdout_overlap"},
+    "train_test_overlap": {"no_split_overlap"},
+    "validation_test_overlap": {"no_split_overlap"},
+    "train_validation_overlap": {"no_split_overlap"},
+    "empty_validation": {"validation_rows_ok"},
+    "empty_test": {"test_rows_ok"},
+    "counts_disagree_with_info": {"validation_count_matches_info", "test_count_matches_info"},
     "nan_pixels": {"pixels_finite", "min_not_null", "max_not_null", "mean_not_null", "std_not_null"},
     "pixel_out_of_range": {"pixel_max_in_range"},
     "constant_image": {"no_constant_images"},
@@ -176,9 +203,13 @@ def test_thresholds_come_from_params(prepared, tmp_path):
     assert report.success
 
     message, summary = run_failing(prepared, tmp_path / "validation",
-                                   ValidateConfig(max_duplicate_fraction=0.1, min_holdout_rows=41))
-    assert failed_checks(summary) == {"holdout_rows_ok"}
-    assert "holdout has 40 images, below validate.min_holdout_rows=41" in message
+                                   ValidateConfig(max_duplicate_fraction=0.1, min_holdout_rows=31))
+    assert failed_checks(summary) == {"validation_rows_ok"}  # validation has 30 images, test 40
+    assert "validation has 30 images, below validate.min_holdout_rows=31" in message
+
+    _, summary = run_failing(prepared, tmp_path / "validation",
+                             ValidateConfig(max_duplicate_fraction=0.1, min_holdout_rows=41))
+    assert failed_checks(summary) == {"validation_rows_ok", "test_rows_ok"}
 
 
 def test_unlabelled_data_passes_and_rejects_stray_labels(prepared, tmp_path):

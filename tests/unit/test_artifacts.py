@@ -37,6 +37,22 @@ def test_split_round_trip_with_and_without_labels(tmp_path):
         assert (back.labels is None) == (labels is None)
 
 
+def test_dataset_info_round_trip_and_stale_two_split_info(tmp_path):
+    info = artifacts.DatasetInfo(source="digits", height=8, width=8, channels=1, num_classes=10,
+                                 train_count=195, validation_count=45, test_count=60, data_hash="ab12")
+    artifacts.write_dataset_info(tmp_path / "dataset.json", info)
+    assert artifacts.read_dataset_info(tmp_path / "dataset.json") == info
+    assert info.image_shape == (8, 8, 1) and info.labelled
+
+    # A dataset.json from the train/holdout layout is a one-line error naming the file, not a silent misread.
+    stale = {key: value for key, value in artifacts.read_json(tmp_path / "dataset.json").items()
+             if key not in ("validation_count", "test_count")}
+    artifacts.write_json(tmp_path / "old.json", {**stale, "holdout_count": 60})
+    with pytest.raises(GanopsError, match="old.json: unexpected dataset info .*holdout_count") as caught:
+        artifacts.read_dataset_info(tmp_path / "old.json")
+    assert "\n" not in str(caught.value)
+
+
 def test_missing_inputs_name_the_file(tmp_path):
     with pytest.raises(GanopsError, match="nothing.npz: file not found"):
         artifacts.read_split(tmp_path / "nothing.npz")

@@ -18,13 +18,23 @@ def test_repository_params_load_and_match_defaults(repo_root):
     ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
     ({"train": {"arch": "resnet"}}, "train.arch: Input should be 'dcgan' or 'mlp'"),
     ({"data": {"source": "idx"}}, "data.path: required when data.source is 'idx'"),
-    ({"data": {"holdout_fraction": 1.5}}, "data.holdout_fraction: Input should be less than 1"),
+    ({"data": {"validation_fraction": 1.5}}, "data.validation_fraction: Input should be less than 1"),
+    ({"data": {"test_fraction": 0.0}}, "data.test_fraction: Input should be greater than 0"),
+    ({"data": {"validation_fraction": 0.4, "test_fraction": 0.6}},
+     "data.test_fraction: 0.6 plus data.validation_fraction 0.4 leaves nothing to train on"),
+    ({"data": {"holdout_fraction": 0.2}}, "data.holdout_fraction: unknown key"),  # the two-split key is gone
 ])
 def test_bad_params_name_the_key(raw, message):
     with pytest.raises(GanopsError) as caught:
         parse_params(raw)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_data_fractions_default_to_15_and_20_percent():
+    data = parse_params({}).data
+    assert (data.validation_fraction, data.test_fraction) == (0.15, 0.2)
+    assert parse_params({"data": {"validation_fraction": 0.3, "test_fraction": 0.6}}).data.test_fraction == 0.6
 
 
 def test_params_are_frozen():
