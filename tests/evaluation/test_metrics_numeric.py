@@ -67,11 +67,35 @@ def test_chunked_distances_agree_with_direct_ones(monkeypatch):
     assert metrics.knn_radii(reference, 3) == pytest.approx(np.sort(within, axis=1)[:, 3], abs=1e-4)
 
 
-def test_memorisation_fraction_counts_samples_nearer_than_the_threshold():
-    holdout_to_train = np.array([1.0, 2.0, 3.0, 4.0])
-    threshold = metrics.memorisation_threshold(holdout_to_train, 0.5)
-    assert threshold == pytest.approx(2.5)
-    assert metrics.memorisation_fraction(np.array([0.0, 0.0, 0.0, 3.0]), threshold) == pytest.approx(0.75)
+def test_copying_indicators_compare_nearest_train_and_reference_distances():
+    train, reference = np.array([[0.0], [10.0]]), np.array([[4.0], [6.0]])
+    samples = np.array([[0.0], [1.0], [3.0], [5.0], [9.0]])
+    assert metrics.copying_indicators(samples, train, reference).tolist() == [True, True, False, False, True]
+
+
+def test_bootstrap_interval_of_a_real_vs_real_distance_contains_its_estimate():
+    """Resampling with replacement inflates FD's small-sample bias; centred replicates do not."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    draws = metrics.BootstrapDraws.draw(400, 100, seed=0)
+    raw = metrics.fd_replicates(a, draws, metrics.reference_replicate_stats(b, draws))
+    estimate = metrics.frechet_distance(a, b)
+    assert raw.min() > estimate  # every raw replicate lies above the estimate
+    low, high = metrics.percentile_interval(metrics.centred_replicates(raw, estimate))
+    assert low < estimate < high and high - low < estimate
+
+
+def test_draws_are_seeded_and_shared():
+    first, again = metrics.BootstrapDraws.draw(50, 10, seed=3), metrics.BootstrapDraws.draw(50, 10, seed=3)
+    assert np.array_equal(first.sample, again.sample) and np.array_equal(first.reference, again.reference)
+    assert len(first) == 10 and first.sample.shape == (10, 50) and first.sample.max() < 50
+
+
+def test_fd_infinity_removes_the_one_over_n_bias():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2000, 8)), rng.standard_normal((2000, 8)) + 0.5  # true FD: 8 × 0.25 = 2
+    assert metrics.fd_infinity(a, b, seed=0) == pytest.approx(2.0, abs=0.1)
+    assert abs(metrics.fd_infinity(a, b, seed=0) - 2.0) < abs(metrics.frechet_distance(a, b) - 2.0) + 0.05
 
 
 def test_classifier_score_spans_one_to_the_class_count():

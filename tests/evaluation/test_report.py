@@ -21,9 +21,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _evaluate(paths, prepared, featurizer_path, register_cfg=None):
-    return evaluate.run(EvaluateConfig(num_samples=60, kid_subsets=10), prepared, paths / "models",
-                        featurizer_path, paths / "metrics.json", paths / "samples.png",
-                        figures_dir=paths / "evaluation", report_path=paths / "report.html",
+    return evaluate.run(EvaluateConfig(num_samples=60, kid_subsets=10, bootstrap_replicates=20), prepared,
+                        paths / "models", featurizer_path, paths / "metrics.json", paths / "samples.png",
+                        paired_path=paths / "paired.json", figures_dir=paths / "evaluation", report_path=paths / "report.html",
                         register_cfg=register_cfg)
 
 
@@ -45,7 +45,7 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
     assert json.loads((trained / "metrics.json").read_text()) == metrics
     assert 0.0 <= metrics["conditional_accuracy"] <= 1.0 and "omitted" not in metrics
     table = pd.read_csv(trained / "evaluation" / evaluate.CLASS_HISTOGRAM_FILE)
-    assert list(table.columns) == ["class", "generated", "real", "holdout", "accuracy", "accuracy_real"]
+    assert list(table.columns) == ["class", "generated", "real", "test", "accuracy", "accuracy_real"]
     assert len(table) == 10 and table["generated"].sum() == pytest.approx(1.0)
 
     page = (trained / "report.html").read_text()
@@ -58,10 +58,13 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
     for uri in images:
         assert uri.startswith("data:image/png;base64,")
         assert base64.b64decode(uri.removeprefix("data:image/png;base64,")).startswith(PNG_MAGIC)
-    for text in ("Fréchet distance", "Kernel distance", "Memorisation", "Conditional accuracy",
-                 "Nearest training neighbours", "No champion in the registry yet"):
+    for text in ("Fréchet distance", "Kernel distance", "copying", "conditional_accuracy", "Pixel Gaussian",
+                 "Noisy train", "Real (floor)", "Nearest training neighbours", "No champion in the registry yet"):
         assert text in page
-    assert f"{metrics['fd_real']:.4g}" in page  # each metric beside its floor
+    # Each metric beside its floor and the baselines, with its interval.
+    for value in (metrics["real"]["fd"], metrics["pixel_gaussian"]["fd"], metrics["noisy_train"]["fd"],
+                  metrics["fd_low"], metrics["fd_high"]):
+        assert f"{value:.4g}" in page
 
     run_id = json.loads((trained / "models" / train.RUN_FILE).read_text())["run_id"]
     run = mlflow.get_run(run_id)
@@ -72,7 +75,7 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
 
     # The first registered version becomes the champion; the next report shows its tagged values.
     registered = registry.run(RegisterConfig(), trained / "models", trained / "metrics.json",
-                              trained / "registered.json")
+                              trained / "paired.json", trained / "registered.json")
     _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())
     page = (trained / "report.html").read_text()
     assert f"Champion v{registered['version']}" in page and "not comparable" not in page
@@ -80,7 +83,7 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
 
 def test_report_warns_when_the_champion_used_another_featurizer(tmp_path):
     imaging.save_png(tmp_path / "samples.png", imaging.grid(-np.ones((4, 8, 8, 1), np.float32)))
-    metrics = {"fd": 2.0, "fd_real": 1.0, "fd_ratio": 2.0, "num_samples": 4, "featurizer_hash": "aaaa",
+    metrics = {"fd": 2.0, "fd_ratio": 2.0, "real": {"fd": 1.0}, "num_samples": 4, "featurizer_hash": "aaaa",
                "featurizer": "classifier"}
     champion = {"name": "gan-generator", "alias": "champion", "version": "3", "run_id": "r0",
                 "featurizer_hash": "bbbb", "metrics": {"fd": 1.5, "fd_ratio": 1.25}}
@@ -88,5 +91,5 @@ def test_report_warns_when_the_champion_used_another_featurizer(tmp_path):
         run_id="r1", metrics=metrics, champion=champion, samples=tmp_path / "samples.png", class_grid=None,
         neighbours=None, class_table=None, neighbour_distances=np.zeros(0), history=tmp_path / "absent.csv",
         conditional=False))
-    assert "Champion v3" in page and "<td>1.25</td>" in page
+    assert "Champion v3" in page and "<td class=num>1.25</td>" in page
     assert "Measured with featurizer bbbb, not aaaa" in page and "not comparable" in page

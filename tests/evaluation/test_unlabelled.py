@@ -18,29 +18,30 @@ from ganops.evaluation import evaluate, featurizer, report
 def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_digits, tmp_path):
     unlabelled = tmp_path / "prepared"
     shutil.copytree(prepared_digits, unlabelled)
-    for name in (prepare.TRAIN_FILE, prepare.HOLDOUT_FILE):
+    for name in prepare.SPLIT_FILES.values():
         split = artifacts.read_split(unlabelled / name)
         artifacts.write_split(unlabelled / name, artifacts.Split(split.images, None))
     info = artifacts.read_dataset_info(unlabelled / prepare.INFO_FILE)
     artifacts.write_dataset_info(unlabelled / prepare.INFO_FILE, dataclasses.replace(info, num_classes=0))
 
-    summary = featurizer.run(FeaturizeConfig(epochs=5, hidden_units=16), unlabelled, tmp_path / "ae.keras",
+    summary = featurizer.run(FeaturizeConfig(epochs=5, feature_dim=16), unlabelled, tmp_path / "ae.keras",
                              tmp_path / "featurizer.json")
-    assert summary["kind"] == "autoencoder" and 0.0 < summary["holdout_reconstruction_mse"] < 1.0
-    assert "holdout_accuracy" not in json.loads((tmp_path / "featurizer.json").read_text())
+    assert summary["kind"] == "autoencoder" and 0.0 < summary["validation_reconstruction_mse"] < 1.0
+    assert "validation_accuracy" not in json.loads((tmp_path / "featurizer.json").read_text())
     autoencoder = featurizer.load(tmp_path / "ae.keras")
     assert autoencoder.kind == "autoencoder" and autoencoder.hash == summary["hash"]
 
-    train = artifacts.read_split(unlabelled / prepare.TRAIN_FILE)
-    holdout = artifacts.read_split(unlabelled / prepare.HOLDOUT_FILE)
-    evaluation = evaluate.compute(EvaluateConfig(), train.images[:len(holdout)], train, holdout, autoencoder)
+    splits = {name: artifacts.read_split(unlabelled / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
+    train, test = splits["train"], splits["test"]
+    evaluation = evaluate.compute(EvaluateConfig(bootstrap_replicates=20, kid_subsets=5), train.images[:len(test)],
+                                  train, test, splits["validation"], autoencoder)
     metrics = evaluation.metrics
     assert metrics["featurizer"] == "autoencoder" and evaluation.class_table is None
     assert set(metrics["omitted"]) == {"classifier_score", "class_coverage", "class_entropy",
                                        "conditional_accuracy"}
     assert all("unlabelled" in why for why in metrics["omitted"].values())
     assert not any(key.startswith("class") for key in metrics)
-    assert metrics["memorisation"] == 1.0 and np.isfinite(metrics["fd"]) and metrics["fd_real"] > 0
+    assert metrics["copying"] == 1.0 and np.isfinite(metrics["fd"]) and metrics["real"]["fd"] > 0
 
     # The report says which metrics were omitted and why, instead of leaving them out silently.
     imaging.save_png(tmp_path / "samples.png", imaging.grid(evaluation.generated[:16]))

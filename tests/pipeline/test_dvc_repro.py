@@ -17,9 +17,9 @@ import yaml
 
 SHRUNK = {
     "data": {"max_images": 300},
-    "featurize": {"epochs": 5, "hidden_units": 16},
+    "featurize": {"epochs": 5, "feature_dim": 16},
     "train": {"epochs": 2, "batch_size": 32, "base_filters": 8, "latent_dim": 16, "sample_every_epochs": 1},
-    "evaluate": {"num_samples": 60},
+    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
 }
 
 
@@ -60,7 +60,7 @@ def test_repro_produces_metrics_samples_and_candidate(pipeline_repo):
     for stage in ("prepare", "validate", "featurize", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" in first.stdout
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["fd"] > 0 and metrics["fd_real"] > 0 and metrics["num_samples"] == 60
+    assert metrics["fd"] > 0 and metrics["real"]["fd"] > 0 and metrics["num_samples"] == 60
     assert (repo / "reports/samples.png").stat().st_size > 0
     assert (repo / "reports/validation/docs/index.html").exists()
     registered = json.loads((repo / "reports/registered.json").read_text())
@@ -119,7 +119,7 @@ def test_experiment_run_with_override_is_listed(pipeline_repo):
     _run(dvc + ["exp", "run", "-S", "train.epochs=1"], repo, env)
     shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
     text = json.dumps(shown)
-    assert '"fd"' in text and '"fd_real"' in text
+    assert '"fd"' in text and '"fd_ratio"' in text and '"real"' in text
     with sqlite3.connect(repo / "mlflow.db") as db:
         tags = db.execute("select value from tags where key = 'dvc.experiment'").fetchall()
     assert len(tags) == 1  # the experiment's run is tagged with its DVC name

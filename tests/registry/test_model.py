@@ -22,7 +22,7 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
     assert tags["featurizer_hash"] == "f" * 40 and tags["data_hash"] == "d" * 40
     assert tags["param.train.arch"] == "mlp" and tags["run_id"] == version.run_id
     assert len(tags["git_commit"]) == 40
-    assert "Metrics: fd=5, fd_ratio=2.5, fd_real=2, num_samples=60." in version.description
+    assert "Metrics: fd=5, fd_ratio=2.5, num_samples=60." in version.description
 
     info = mlflow.models.get_model_info("models:/gan-generator@champion")
     assert info.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
