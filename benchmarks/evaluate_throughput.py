@@ -1,14 +1,15 @@
 """Time of the evaluate stage's metric computation on 10,000 generated vs 10,000 real 28×28 images.
 
 What is timed is `evaluate.compute` as the stage calls it: featurizer inference on every set plus all
-metrics (Fréchet distance, KID over 100 subsets of 1,000, k-NN precision/recall with k = 3 for the model
-and for its real-vs-real floor, memorisation against the whole train split, classifier score and class
-metrics). Featurizer training is excluded (the featurize stage does it once per dataset).
+metrics for the model, the real floor and the two baselines (Fréchet distance with 200 bootstrap replicates
+and FD-infinity, KID over 100 subsets of 1,000, k-NN precision/recall with k = 3 and their bootstrap, the
+copying measure against the whole train split, classifier score and class metrics). Featurizer training
+is excluded (the featurize stage does it once per dataset).
 
 Data: the MNIST test set (/work/shared/data/mnist-t10k, through the idx source) when present, else
-synthetic digit-like images. The 10,000 real images are the holdout; the "train split" (floor sample and
-memorisation reference, 10,000) and the "generated" set (10,000) are the same images shifted by a pixel
-and with Gaussian noise, so every set is distinct. Medians over `--repeats` runs; per-metric times of
+synthetic digit-like images. The 10,000 real images are the test split; the "train" and "validation" splits
+and the "generated" set (10,000 each) are the same images shifted by a pixel and with Gaussian noise, so
+every set is distinct. Medians over `--repeats` runs; per-metric times of
 one extra run follow. The last line is the headline.
 
     python benchmarks/evaluate_throughput.py [--count 10000] [--repeats 3]
@@ -68,27 +69,29 @@ def main() -> None:
     from ganops.config import EvaluateConfig, FeaturizeConfig
     from ganops.evaluation import evaluate, featurizer, metrics
 
-    holdout_images, labels, origin = real_images(args.count)
-    train = artifacts.Split(perturbed(holdout_images, 1, 0.05, seed=1), labels)
-    holdout = artifacts.Split(holdout_images, labels)
-    generated = perturbed(holdout_images, -1, 0.1, seed=2)
+    test_images, labels, origin = real_images(args.count)
+    train = artifacts.Split(perturbed(test_images, 1, 0.05, seed=1), labels)
+    test = artifacts.Split(test_images, labels)
+    validation = artifacts.Split(perturbed(test_images, 2, 0.05, seed=3), labels)
+    generated = perturbed(test_images, -1, 0.1, seed=2)
     started = time.perf_counter()
-    model, score = featurizer.train(FeaturizeConfig(epochs=2, batch_size=128), train, holdout, 10)
-    print(f"data: {origin}; {args.count:,} generated, {args.count:,} holdout, {args.count:,} train images; "
+    model, score = featurizer.train(FeaturizeConfig(epochs=2, batch_size=128), train, validation, 10)
+    print(f"data: {origin}; {args.count:,} generated, test, train and validation images; "
           f"featurizer trained in {time.perf_counter() - started:.1f} s (not timed), {score}", flush=True)
 
     cfg = EvaluateConfig(num_samples=args.count)
-    evaluate.compute(cfg, generated[:256], train, holdout, model)  # warm-up: graph tracing, BLAS threads
+    evaluate.compute(cfg, generated[:256], train, test, validation, model)  # warm-up: tracing, BLAS threads
     seconds = []
     for repeat in range(args.repeats):
         started = time.perf_counter()
-        result = evaluate.compute(cfg, generated, train, holdout, model).metrics
+        result = evaluate.compute(cfg, generated, train, test, validation, model).metrics
         seconds.append(time.perf_counter() - started)
-        print(f"run {repeat + 1}: {seconds[-1]:.2f} s  fd={result['fd']:.3f} (real {result['fd_real']:.3f})  "
-              f"kid={result['kid']:.4f}±{result['kid_std']:.4f}  precision={result['precision']:.3f}  "
-              f"recall={result['recall']:.3f}  memorisation={result['memorisation']:.3f}", flush=True)
+        print(f"run {repeat + 1}: {seconds[-1]:.2f} s  fd={result['fd']:.3f} [{result['fd_low']:.3f}, "
+              f"{result['fd_high']:.3f}] (real {result['real']['fd']:.3f}, pixel Gaussian "
+              f"{result['pixel_gaussian']['fd']:.3f})  kid={result['kid']:.4f}  precision={result['precision']:.3f}  "
+              f"recall={result['recall']:.3f}  copying={result['copying']:.3f}", flush=True)
 
-    # Where the time goes (one more run, phase by phase, the same calls compute makes).
+    # Where the time goes (one more run, phase by phase, the same calls compute makes for one set).
     phases: dict[str, float] = {}
 
     def timed(name, call):
@@ -98,15 +101,15 @@ def main() -> None:
         return value
 
     g, _ = timed("featurizer inference", lambda: model.features_and_probabilities(generated))
-    h, _ = timed("featurizer inference", lambda: model.features_and_probabilities(holdout.images))
-    t, _ = timed("featurizer inference", lambda: model.features_and_probabilities(train.images))
+    h, _ = timed("featurizer inference", lambda: model.features_and_probabilities(test.images))
+    t = timed("featurizer inference", lambda: model.features(train.images))
+    draws = metrics.BootstrapDraws.draw(len(g), cfg.bootstrap_replicates, cfg.seed)
+    stats = timed("fd bootstrap (reference side, once)", lambda: metrics.reference_replicate_stats(h, draws))
+    timed("fd bootstrap (per set)", lambda: metrics.fd_replicates(g, draws, stats))
+    timed("kid (per set)", lambda: metrics.kid_subset_estimates(g, h, cfg.kid_subset_size, cfg.kid_subsets, 0))
     radii = timed("precision/recall", lambda: metrics.knn_radii(h, cfg.precision_recall_k))
-    for a in (g, t[:args.count]):
-        timed("fd", lambda a=a: metrics.frechet_distance(a, h))
-        timed("kid", lambda a=a: metrics.kernel_inception_distance(a, h, cfg.kid_subset_size, cfg.kid_subsets, 0))
-        timed("precision/recall", lambda a=a: metrics.precision_recall(h, a, cfg.precision_recall_k, radii))
-    timed("memorisation (nearest train neighbours)", lambda: (metrics.nearest_neighbours(h, t),
-                                                             metrics.nearest_neighbours(g, t)))
+    timed("precision/recall", lambda: metrics.precision_recall_indicators(h, g, cfg.precision_recall_k, radii))
+    timed("copying (nearest train and test neighbours)", lambda: metrics.copying_indicators(g, t, h))
     print("phases: " + ", ".join(f"{name} {value:.2f} s" for name, value in phases.items()), flush=True)
     print(f"load average: {os.getloadavg()[0]:.2f}; cpus: {os.cpu_count()}", flush=True)
     print(f"evaluate_seconds={statistics.median(seconds):.2f}", flush=True)

@@ -119,7 +119,7 @@ def child(data: dict, out: str) -> None:
         "cpu_seconds": cpu_seconds,
         "cold_end": cold_end,
         "warm_seconds": warm_seconds,
-        "images": info.train_count + info.holdout_count,
+        "images": info.train_count + info.validation_count + info.test_count,
         "peak_mb": peak_mb,
         "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }))

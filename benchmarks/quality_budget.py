@@ -2,7 +2,7 @@
 against training seconds, for a time-budgeted run of the train stage's trainer.
 
 The MNIST test set (10,000 images, /work/shared/data/mnist-t10k) is prepared by the prepare stage's code
-with an 80/20 split (8,000 train / 2,000 holdout); the featurizer is trained on it with the default
+split 7,000 train / 1,000 validation / 2,000 test; the featurizer is trained on it with the default
 `featurize` params. Training uses the repository's `train` params with `--set` overrides and
 `max_seconds = --seconds`. Every `--every` seconds of training the EMA generator's weights are copied
 (milliseconds, so the budget is spent on training); after training each copy is evaluated exactly like
@@ -10,7 +10,7 @@ the evaluate stage (same sample count, same seed, same floor) plus the classifie
 confidence on the generated images.
 
 Writes `<out>/curve.csv` (seconds, step, fd, fd_real, fd_ratio, confidence,
-confidence_real: the classifier's confidence on real holdout images), `<out>/curve.png` and
+confidence_real: the classifier's confidence on real test images), `<out>/curve.png` and
 `<out>/samples.png` (the final generator). The last line is `fd_ratio=<final ratio>`.
 
     python benchmarks/quality_budget.py --out reports/quality_budget --seconds 240 --every 30 \
@@ -91,15 +91,16 @@ def main() -> None:
         prepared = Path(tmp) / "prepared"
         data_cfg = DataConfig(source="idx", path=str(mnist / "t10k-images-idx3-ubyte.gz"),
                               labels_path=str(mnist / "t10k-labels-idx1-ubyte.gz"), image_size=28,
-                              holdout_fraction=0.2)
+                              validation_fraction=0.1, test_fraction=0.2)
         info = prepare.run(data_cfg, prepared)
-        train_split = artifacts.read_split(prepared / prepare.TRAIN_FILE)
-        holdout_split = artifacts.read_split(prepared / prepare.HOLDOUT_FILE)
+        splits = {name: artifacts.read_split(prepared / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
+        train_split, test_split = splits["train"], splits["test"]
         started = time.perf_counter()
         summary = featurizer.run(params.featurize, prepared, Path(tmp) / "featurizer.keras", Path(tmp) / "f.json")
         features = featurizer.load(Path(tmp) / "featurizer.keras")
-        print(f"data: {info.train_count} train / {info.holdout_count} holdout 28x28; featurizer holdout accuracy "
-              f"{summary['holdout_accuracy']:.3f} ({time.perf_counter() - started:.0f}s)", flush=True)
+        print(f"data: {info.train_count} train / {info.validation_count} validation / {info.test_count} test 28x28; "
+              f"featurizer validation accuracy {summary['validation_accuracy']:.3f} "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)
 
     snapshots: list[tuple[float, int, list[np.ndarray]]] = []
 
@@ -127,19 +128,19 @@ def main() -> None:
     generator = result.gan.ema_generator
     final_weights = generator.get_weights()
     rows = []
-    count = min(params.evaluate.num_samples, len(train_split), len(holdout_split))
-    # The classifier's confidence on real holdout images: the ceiling for the samples' confidence.
-    confidence_real = float(features.probabilities(holdout_split.images[:count]).max(axis=1).mean())
+    count = min(params.evaluate.num_samples, len(train_split), len(test_split))
+    # The classifier's confidence on real test images: the ceiling for the samples' confidence.
+    confidence_real = float(features.probabilities(test_split.images[:count]).max(axis=1).mean())
     points = [snap for snap in snapshots if snap[1] < result.steps] + [(result.seconds, result.steps, final_weights)]
     for seconds, step, weights in points:
         generator.set_weights(weights)
         generated = sampling.sample(generator, count, params.evaluate.seed)
-        evaluation = evaluate.compute(params.evaluate, generated, train_split, holdout_split, features)
-        metrics = evaluation.metrics if hasattr(evaluation, "metrics") else evaluation  # dict in older versions
+        metrics = evaluate.compute(params.evaluate, generated, train_split, test_split, splits["validation"],
+                                   features).metrics
         confidence = float(features.probabilities(generated).max(axis=1).mean())
-        rows.append({"seconds": round(seconds, 2), "step": step, "fd": metrics["fd"], "fd_real": metrics["fd_real"],
+        rows.append({"seconds": round(seconds, 2), "step": step, "fd": metrics["fd"], "fd_real": metrics["real"]["fd"],
                      "fd_ratio": metrics["fd_ratio"], "confidence": confidence, "confidence_real": confidence_real})
-        print(f"{seconds:7.1f}s  step {step:6d}  fd {metrics['fd']:8.3f}  floor {metrics['fd_real']:.3f}  "
+        print(f"{seconds:7.1f}s  step {step:6d}  fd {metrics['fd']:8.3f}  floor {metrics['real']['fd']:.3f}  "
               f"ratio {metrics['fd_ratio']:7.2f}  confidence {confidence:.3f}", flush=True)
     curve = pd.DataFrame(rows)
     curve.to_csv(out / "curve.csv", index=False)
@@ -164,7 +165,7 @@ def main() -> None:
     figure.savefig(out / "curve.png", dpi=100)
     best = curve["fd_ratio"].min()
     print(f"final {curve['fd_ratio'].iloc[-1]:.2f}× the floor (best {best:.2f}×), mean confidence "
-          f"{curve['confidence'].iloc[-1]:.3f} (real holdout images {confidence_real:.3f}); "
+          f"{curve['confidence'].iloc[-1]:.3f} (real test images {confidence_real:.3f}); "
           f"wrote {out}/curve.csv, curve.png, samples.png", flush=True)
     print(f"fd_ratio={curve['fd_ratio'].iloc[-1]:.3f}")
 

@@ -48,9 +48,9 @@ def load_images(image_size: int, channels: int):
     mnist = MNIST / "t10k-images-idx3-ubyte.gz"
     if mnist.exists():
         cfg = DataConfig(source="idx", path=str(mnist), labels_path=str(MNIST / "t10k-labels-idx1-ubyte.gz"),
-                         image_size=image_size, channels=channels, holdout_fraction=0.01)
+                         image_size=image_size, channels=channels, validation_fraction=0.01, test_fraction=0.01)
     else:
-        cfg = DataConfig(image_size=image_size, channels=channels, holdout_fraction=0.01)
+        cfg = DataConfig(image_size=image_size, channels=channels, validation_fraction=0.01, test_fraction=0.01)
     with tempfile.TemporaryDirectory() as tmp:
         prepare.run(cfg, Path(tmp) / "prepared")
         split = artifacts.read_split(Path(tmp) / "prepared" / prepare.TRAIN_FILE)
