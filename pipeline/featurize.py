@@ -1,4 +1,5 @@
-"""Stage featurize: train the frozen classifier whose feature space every distance is measured in."""
+"""Stage featurize: build the frozen feature space every distance is measured in (a trained CNN classifier or
+autoencoder, or InceptionV3 with local weights)."""
 
 import argparse
 
@@ -18,8 +19,12 @@ def main() -> None:
     from ganops.evaluation import featurizer
 
     summary = featurizer.run(load_params(args.params).featurize, args.prepared, args.model, args.metrics)
-    score = (f"holdout accuracy {summary['holdout_accuracy']:.4f}" if "holdout_accuracy" in summary
-             else f"holdout reconstruction MSE {summary['holdout_reconstruction_mse']:.5f}")
+    if "validation_accuracy" in summary:
+        score = f"validation accuracy {summary['validation_accuracy']:.4f}"
+    elif "validation_reconstruction_mse" in summary:
+        score = f"validation reconstruction MSE {summary['validation_reconstruction_mse']:.5f}"
+    else:  # inception: pretrained, not trained here
+        score = f"weights {summary['inception_weights']}"
     print(f"featurizer {summary['hash']} ({summary['kind']}): {score}", flush=True)
 
 

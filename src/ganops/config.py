@@ -72,6 +72,7 @@ class FeaturizeConfig(_Section):
     inception_weights: str | None = None  # kind inception: a local Keras InceptionV3 no-top weights file
     feature_dim: int = Field(128, ge=16)  # width of the feature layer (auto kinds; inception has 2,048)
     epochs: int = Field(15, ge=1)
+    min_steps: int = Field(1000, ge=0)  # more epochs when `epochs` would make fewer steps (small datasets)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0)  # Adam's, decayed to 0 over the epochs (cosine)
     translation: float = Field(0.1, ge=0.0, lt=0.5)  # random shift in training, up to this fraction of the side

@@ -8,7 +8,7 @@ from ganops import artifacts
 from ganops.config import FeaturizeConfig
 from ganops.data import prepare
 
-QUICK_FEATURIZER = FeaturizeConfig(epochs=80)  # ~1,250 steps on 195 images: accuracy ≈ 0.93
+QUICK_FEATURIZER = FeaturizeConfig(epochs=80, min_steps=0)  # 320 steps on 195 images, ~7 s: validation accuracy ≈ 0.91
 
 
 @pytest.fixture(scope="session")

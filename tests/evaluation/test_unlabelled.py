@@ -24,7 +24,7 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
     info = artifacts.read_dataset_info(unlabelled / prepare.INFO_FILE)
     artifacts.write_dataset_info(unlabelled / prepare.INFO_FILE, dataclasses.replace(info, num_classes=0))
 
-    summary = featurizer.run(FeaturizeConfig(epochs=5, feature_dim=16), unlabelled, tmp_path / "ae.keras",
+    summary = featurizer.run(FeaturizeConfig(epochs=5, min_steps=0, feature_dim=16), unlabelled, tmp_path / "ae.keras",
                              tmp_path / "featurizer.json")
     assert summary["kind"] == "autoencoder" and 0.0 < summary["validation_reconstruction_mse"] < 1.0
     assert "validation_accuracy" not in json.loads((tmp_path / "featurizer.json").read_text())

@@ -17,7 +17,7 @@ import yaml
 
 SHRUNK = {
     "data": {"max_images": 300},
-    "featurize": {"epochs": 5, "feature_dim": 16},
+    "featurize": {"epochs": 5, "min_steps": 0, "feature_dim": 16},
     "train": {"epochs": 2, "batch_size": 32, "base_filters": 8, "latent_dim": 16, "sample_every_epochs": 1},
     "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
 }
