@@ -25,7 +25,7 @@ QUICK = dict(arch="mlp", epochs=5, max_seconds=None, batch_size=32, latent_dim=1
 @pytest.fixture(scope="module")
 def featurizer_path(prepared_digits, tmp_path_factory):
     path = tmp_path_factory.mktemp("featurizer") / "featurizer.keras"
-    featurizer.run(FeaturizeConfig(epochs=3, hidden_units=16), prepared_digits, path, path.with_suffix(".json"))
+    featurizer.run(FeaturizeConfig(epochs=3, min_steps=0, feature_dim=16), prepared_digits, path, path.with_suffix(".json"))
     return path
 
 

@@ -20,7 +20,7 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     cfg = TrainConfig(arch="mlp", conditional=True, epochs=3, max_seconds=None, batch_size=32, latent_dim=16,
                       checkpoint_every_steps=10, sample_every_epochs=1, spectral_norm=True, monitor_every_epochs=2)
     models, checkpoints = tmp_path / "models" / "gan", tmp_path / "models" / "checkpoints"
-    featurizer.run(FeaturizeConfig(epochs=3, feature_dim=16), prepared_digits, tmp_path / "featurizer.keras",
+    featurizer.run(FeaturizeConfig(epochs=3, min_steps=0, feature_dim=16), prepared_digits, tmp_path / "featurizer.keras",
                    tmp_path / "featurizer.json")
     said = []
     result = train.run(cfg, prepared_digits, models, checkpoints, featurizer_path=tmp_path / "featurizer.keras",
