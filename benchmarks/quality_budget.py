@@ -54,7 +54,7 @@ def load_load_average() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="folder for curve.csv, curve.png and samples.png")
+    parser.add_argument("--out", default="reports/quality_budget", help="folder for curve.csv, curve.png, samples")
     parser.add_argument("--seconds", type=float, default=240.0, help="training budget (train.max_seconds)")
     parser.add_argument("--every", type=float, default=20.0, help="seconds of training between curve points")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
