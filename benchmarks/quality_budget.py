@@ -172,7 +172,7 @@ def main() -> None:
         axis.plot(part["seconds"], part["fd_ratio"], marker="o", label=f"seed {seed}")
         axis.fill_between(part["seconds"], part["fd_ratio_low"], part["fd_ratio_high"], alpha=0.15)
     axis.axhline(1.0, linestyle=":", color="gray", linewidth=1, label="the floor (real vs real)")
-    axis.legend(loc="upper right")
+    axis.legend(loc="lower left")
     axis.set_yscale("log")
     axis.set_xlabel("training seconds")
     axis.set_ylabel("Fréchet distance / real-vs-real floor")
