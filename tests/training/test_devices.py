@@ -67,3 +67,16 @@ def test_single_device_plan_on_this_machine():
     assert plan.params()["runtime.precision"] == "float32"
     explicit = devices.plan(TrainConfig(precision="mixed_bfloat16", jit_compile=True))
     assert explicit.precision == "mixed_bfloat16" and explicit.jit_compile and not explicit.loss_scaling
+
+
+def test_a_reported_gpu_gets_mixed_float16_and_xla_and_a_cpu_float32():
+    from ganops.config import TrainConfig
+    from ganops.training import devices
+
+    gpus = devices.choose(TrainConfig(), ("/device:GPU:0", "/device:GPU:1"), ("/device:CPU:0",))
+    assert (gpus.device, gpus.devices, gpus.precision, gpus.jit_compile) == (
+        "gpu", ("/device:GPU:0", "/device:GPU:1"), "mixed_float16", True)
+    cpu = devices.choose(TrainConfig(), (), ("/device:CPU:0",))
+    assert (cpu.device, cpu.precision, cpu.jit_compile) == ("cpu", "float32", False)
+    forced = devices.choose(TrainConfig(precision="float32", jit_compile=False), ("/device:GPU:0",), ())
+    assert (forced.precision, forced.jit_compile) == ("float32", False)

@@ -76,14 +76,33 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def plan(cfg: TrainConfig) -> DevicePlan:
-    gpus = tf.config.list_logical_devices("GPU")
-    kind = "gpu" if gpus else "cpu"
-    names = tuple(device.name for device in (gpus or tf.config.list_logical_devices("CPU")))
-    strategy = tf.distribute.MirroredStrategy(list(names)) if len(names) > 1 else tf.distribute.get_strategy()
-    precision = cfg.precision if cfg.precision != "auto" else ("mixed_float16" if gpus else "float32")
-    jit = cfg.jit_compile if cfg.jit_compile is not None else bool(gpus)
+@dataclasses.dataclass(frozen=True)
+class DeviceChoice:
+    """What `plan` decides from the visible devices, before any strategy is built."""
+
+    device: str  # "gpu" or "cpu"
+    devices: tuple[str, ...]  # the replicas' device names
+    precision: str
+    jit_compile: bool
+
+
+def choose(cfg: TrainConfig, gpu_names: tuple[str, ...], cpu_names: tuple[str, ...]) -> DeviceChoice:
+    """Every GPU when there is one (mixed float16 and XLA unless `cfg` says otherwise), else every CPU device
+    (float32, no XLA). A pure function of the device names, so the GPU choice is testable on a CPU machine."""
+    kind = "gpu" if gpu_names else "cpu"
+    names = gpu_names or cpu_names
+    precision = cfg.precision if cfg.precision != "auto" else ("mixed_float16" if gpu_names else "float32")
+    jit = cfg.jit_compile if cfg.jit_compile is not None else bool(gpu_names)
     if cfg.batch_size % len(names):
         raise GanopsError(f"train.batch_size: {cfg.batch_size} does not split evenly over "
                           f"{len(names)} {kind} replicas")
-    return DevicePlan(strategy=strategy, device=kind, devices=names, precision=precision, jit_compile=jit)
+    return DeviceChoice(kind, names, precision, jit)
+
+
+def plan(cfg: TrainConfig) -> DevicePlan:
+    choice = choose(cfg, tuple(device.name for device in tf.config.list_logical_devices("GPU")),
+                    tuple(device.name for device in tf.config.list_logical_devices("CPU")))
+    names = choice.devices
+    strategy = tf.distribute.MirroredStrategy(list(names)) if len(names) > 1 else tf.distribute.get_strategy()
+    return DevicePlan(strategy=strategy, device=choice.device, devices=names, precision=choice.precision,
+                      jit_compile=choice.jit_compile)
