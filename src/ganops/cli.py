@@ -1,10 +1,5 @@
-"""`ganops` user commands, thin like pipeline/: parse options, load params, call the library, print one line.
-
-    ganops promote [--force]                       move the champion alias when the candidate is better
-    ganops generate -n 64 --out samples/           PNGs and a grid from a registered generator
-
-Both use the tracking URI that the pipeline uses (`MLFLOW_TRACKING_URI`, else the repository's mlflow.db).
-"""
+"""The `ganops` console script (typer), thin like pipeline/: parse options, load params, call the library,
+print one line. A GanopsError becomes one line on stderr and exit status 1; the user-facing help is HELP."""
 
 from __future__ import annotations
 
@@ -15,13 +10,57 @@ from typing import Annotated
 
 import typer
 
-from ganops import stage  # noqa: F401  (quiet TensorFlow and GX logs before they load)
+from ganops import startup
 from ganops.errors import GanopsError
 
-app = typer.Typer(help=__doc__.splitlines()[0], no_args_is_help=True, add_completion=False,
+startup.setup()  # before anything imports TensorFlow, GX or MLflow: quiet logs, the Keras backend pinned
+
+# Plain click formatting (rich_markup_mode=None): `\b` keeps the example block as written, in any terminal.
+HELP = """Promote and sample the GAN generators that the ganops pipeline (`dvc repro`) registers in MLflow.
+
+Commands use the tracking URI the pipeline uses: MLFLOW_TRACKING_URI, else ./mlflow.db. Model names and
+aliases come from the register and promote sections of params.yaml (a command's --params).
+
+\b
+Examples:
+  ganops promote --dry-run          what the gate would decide; changes nothing
+  ganops promote                    make the candidate champion if it is better
+  ganops promote --force            make the candidate champion regardless
+  ganops generate -n 64 --out samples/
+                                    64 PNGs + grid.png from the champion
+  ganops generate --model models:/gan-generator/3 -n 16 --seed 7 --out s/
+                                    16 PNGs from version 3, seed 7
+  ganops COMMAND --help             a command's options
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False)
 
-ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml with the register and promote sections")]
+ParamsOption = Annotated[Path, typer.Option("--params", metavar="FILE",
+                                            help="params.yaml with the register and promote sections")]
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ganops")
+    except PackageNotFoundError:  # imported from a source tree without `pip install -e .`
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"ganops {package_version()}", flush=True)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the ganops version and exit")] = False,
+) -> None:
+    pass
 
 
 def _user_errors(command):
@@ -38,36 +77,48 @@ def _user_errors(command):
     return wrapper
 
 
-@app.command()
+@app.command(short_help="Decide candidate vs champion on evidence; move the champion alias if better.")
 @_user_errors
 def promote(
     params: ParamsOption = Path("params.yaml"),
     force: Annotated[bool, typer.Option("--force", help="move the champion even if the gate says no")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="also write the decision as JSON here")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print the decision the gate would take; move no alias and set no tag")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", help="also write the decision as JSON here")] = None,
 ) -> None:
-    """Compare the candidate with the champion on the gate metric; move the champion alias if better."""
+    """Compare the candidate with the champion on the gate metric; move the champion alias if it is better.
+
+    Prints one line: the decision and its evidence. The decision is also recorded as version tags
+    (promotion.decision, promotion.reason) unless --dry-run is given.
+    """
     from ganops import registry
     from ganops.config import load_params
 
     loaded = load_params(params)
-    decision = registry.promote(loaded.registry, loaded.promote, force=force)
+    decision = registry.promote(loaded.registry, loaded.promote, force=force, dry_run=dry_run)
     if out is not None:
         registry.write_decision(out, decision)
     print(decision.line(), flush=True)
 
 
-@app.command()
+@app.command(short_help="Write PNGs and a grid from a registered generator.")
 @_user_errors
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="folder for the PNGs and grid.png")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="folder for the PNGs (0000.png, ...) and grid.png")],
     model: Annotated[str | None, typer.Option(
-        "--model", help="model URI; default models:/<register.model_name>@<register.champion_alias>")] = None,
-    count: Annotated[int, typer.Option("-n", "--count", min=1, help="number of images")] = 64,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="latent seed")] = 0,
-    label: Annotated[int | None, typer.Option("--label", min=0, help="class, for a conditional generator")] = None,
+        "--model", metavar="URI",
+        help="model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..., or a folder); "
+             "default models:/<register.model_name>@<register.champion_alias> from --params")] = None,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, metavar="N", help="number of images")] = 64,
+    seed: Annotated[int, typer.Option(
+        "--seed", min=0, metavar="INT", help="seed of the latent draws: same seed, same images")] = 0,
+    label: Annotated[int | None, typer.Option(
+        "--label", min=0, metavar="CLASS",
+        help="class to draw, for a conditional generator (default: drawn at random)")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Write COUNT images from a registered generator as PNGs, plus grid.png."""
+    """Write N images (-n) from a registered generator into --out as PNGs, plus grid.png."""
     from ganops import registry
 
     if model is None:

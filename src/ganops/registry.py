@@ -5,15 +5,21 @@ The logged model is "models from code" rather than a pickled object: its code fi
 `GeneratorModel` from the ganops package the model carries (`code_paths`), so loading never unpickles
 anything and the model keeps working with the code it was registered with.
 
-Request contract (one pandas row per request line; JSON bodies `dataframe_records`, `dataframe_split`
-or `inputs`):
+Request contract (one pandas row per request line). Accepted from Python as a list of dicts, one dict
+(one row), or a pandas DataFrame; over HTTP as JSON `dataframe_records`, `dataframe_split` or `inputs`
+(a list of row objects, or one row object):
 - `{"n": 16, "seed": 3}`: 16 images from latents drawn with `seed` (default 0);
 - `{"latent": [..latent_dim numbers..]}`: one image from that latent vector;
 - `"label": c` on either kind for a conditional generator (required with `latent`; with `n`, labels
   are drawn when absent); refused for an unconditional one.
-Rows of both kinds share a request when each gives the other key as an explicit null (MLflow's
-schema check refuses a missing array value). The output stacks the rows' images in order: NHWC float32
-in [-1, 1], or base64 PNG strings with the request param `{"format": "png"}`. At most
+`n`, `seed` and `label` are whole numbers given as ints or floats (16 and 16.0 alike, numpy and pandas
+dtypes included), and a latent is a list of ints or floats; 2.5, strings, booleans, negatives, `n` outside
+1..max and seeds above 2**53 are refused with a message naming the row (HTTP 400 when served). The signature
+types `n`, `seed`, `label` as Any and `latent` as an array of Any, so these checks are the contract (see
+INPUT_SCHEMA). Rows of both kinds share a request when each `n` row gives `"latent": null` (MLflow's schema
+check refuses a missing array value; a missing `n` is fine), except in `inputs`, whose parser turns that
+null into a 0-d array that the check refuses: there, send the two kinds in separate requests. The output stacks the rows' images in order:
+NHWC float32 in [-1, 1], or base64 PNG strings with the request param `{"format": "png"}`. At most
 `register.max_images_per_request` images per request.
 """
 
@@ -34,7 +40,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from ganops import artifacts, metric_specs, tracking
 from ganops.config import PromoteConfig, RegisterConfig
@@ -60,20 +66,28 @@ from ganops.registry import GeneratorModel
 mlflow.models.set_model(GeneratorModel())
 '''
 
-# Count, seed and label are declared as doubles, not longs, and checked to be whole numbers here:
-# MLflow's parser truncates 2.5 to 2 for a long column and rejects a long column with a missing value,
-# so a request mixing `n` rows and `latent` rows could not be told apart from a bad one.
+# Count, seed and label are declared as `Any` and checked here (`parse_rows`), because no MLflow column type
+# takes what people send: a `double` column refuses int64 from Python ("Can not safely convert int64 to
+# float64"), a `long` column refuses floats from Python and truncates 2.5 to 2 when parsing JSON, and refuses
+# the missing values of a request mixing `n` rows and `latent` rows. `AnyType` is MLflow's documented type
+# for "the field can have multiple types"; it passes values through untouched, so the whole contract is
+# enforced once, here, for Python callers and the scoring server alike. The latent is an array of Any for the
+# same reason: an `Array("double")` refuses a latent of ints such as [1, 2, 0, -1] the same way.
 INPUT_SCHEMA = Schema([
-    ColSpec("double", "n", required=False),
-    ColSpec("double", "seed", required=False),
-    ColSpec("double", "label", required=False),
-    ColSpec(Array("double"), "latent", required=False),
+    ColSpec(AnyType(), "n", required=False),
+    ColSpec(AnyType(), "seed", required=False),
+    ColSpec(AnyType(), "label", required=False),
+    ColSpec(Array(AnyType()), "latent", required=False),
 ])
 PARAMS_SCHEMA = ParamSchema([ParamSpec("format", "string", "array")])
 
 
 def _sampling():
-    # Keras and TensorFlow load only where a generator is used, so `ganops promote` starts in seconds.
+    # Keras and TensorFlow load only where a generator is used, so `ganops promote` starts in seconds. The
+    # pyfunc model loads in processes no entry point set up (`mlflow models serve`, a user's Python).
+    from ganops import startup
+
+    startup.setup()
     from ganops.models import sampling
 
     return sampling
@@ -167,13 +181,23 @@ def _missing(value: Any) -> bool:
 
 
 def _whole(value: Any, where: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise GanopsError(f"{where}: {value!r} is not a number") from None
-    if not math.isfinite(number) or number != int(number):
+    """A whole number given as an int or a float (Python, numpy or pandas); anything else is refused."""
+    if isinstance(value, np.generic):
+        value = value.item()  # a Python scalar, shown as 2.5 rather than np.float64(2.5)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GanopsError(f"{where}: {value!r} is not a number")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise GanopsError(f"{where}: {value!r} is not a whole number")
-    return int(number)
+    return int(value)
+
+
+def _numbers(value: Any, problem: str) -> np.ndarray:
+    """A flat list (or array) of ints and floats as float64; strings, booleans and nested lists are refused."""
+    items = value.tolist() if isinstance(value, np.ndarray) else value
+    if not isinstance(items, list | tuple) or not all(
+            isinstance(item, int | float) and not isinstance(item, bool) for item in items):
+        raise GanopsError(problem)
+    return np.asarray(items, dtype=np.float64)
 
 
 def check_label(label: int, classes: int, where: str) -> int:
@@ -211,7 +235,7 @@ def parse_rows(frame: pd.DataFrame, latent_dim: int, classes: int, limit: int) -
                                   "(register.max_images_per_request)")
             draws.append(Draw(count, seed, label, None))
         else:
-            vector = np.asarray(latent, dtype=np.float64)
+            vector = _numbers(latent, f"{where}: latent must be a list of {latent_dim} numbers")
             if vector.shape != (latent_dim,):
                 raise GanopsError(f"{where}: latent has {vector.size} values; this generator takes "
                                   f"{latent_dim}")
@@ -246,9 +270,9 @@ def signature(image_shape: tuple[int, int, int]) -> ModelSignature:
 
 
 def input_example(classes: int) -> pd.DataFrame:
-    row = {"n": 4.0, "seed": 0.0}
+    row = {"n": 4, "seed": 0}
     if classes:
-        row["label"] = 0.0
+        row["label"] = 0
     return pd.DataFrame([row])
 
 
@@ -299,8 +323,9 @@ def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, 
             f"Metrics: {metrics or 'none'}.\n"
             f"Commit {short['git_commit']}, data {short['data_hash']}, featurizer {short['featurizer_hash']}.\n"
             f'Request rows: {{"n": count, "seed": s}} or {{"latent": [{settings["latent_dim"]} numbers]}}, '
-            f'plus "label" when conditional; at most {settings["max_images_per_request"]} images per '
-            'request; params {"format": "png"} returns base64 PNGs instead of NHWC floats in [-1, 1].')
+            'plus "label" when conditional; n, seed and label are whole numbers, as ints or floats (the '
+            f'signature types them Any: the model checks them); at most {settings["max_images_per_request"]} '
+            'images per request; params {"format": "png"} returns base64 PNGs instead of NHWC floats in [-1, 1].')
 
 
 def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
@@ -347,8 +372,9 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
     registered = {"name": cfg.model_name, "version": version, "alias": cfg.alias, "run_id": run_id,
                   "model_uri": f"models:/{cfg.model_name}@{cfg.alias}", "model_id": info.model_id}
     if _alias_version(client, cfg.model_name, cfg.champion_alias) is None:
-        decision = _move_champion(client, cfg, version, None, "first registered version: no champion yet",
-                                  "promoted")
+        decision = Decision(cfg.model_name, cfg.champion_alias, version, None, version, "promoted",
+                            "first registered version: no champion yet")
+        _record(client, decision)
         registered["champion"] = decision.champion_after
     return registered
 
@@ -406,19 +432,26 @@ class Decision:
     champion_after: str | None
     outcome: str  # promoted | forced | rejected | unchanged
     reason: str
+    dry_run: bool = False  # computed only: no alias moved, no tag set
+
+    @property
+    def moves_champion(self) -> bool:
+        return self.champion_before != self.champion_after
 
     @property
     def changed(self) -> bool:
-        return self.champion_before != self.champion_after
+        """Whether the champion alias moved: never for a dry run (see `moves_champion`)."""
+        return self.moves_champion and not self.dry_run
 
     def line(self) -> str:
+        prefix = "dry run, nothing changed; the gate would decide: " if self.dry_run else ""
         if self.outcome in ("promoted", "forced"):
             was = f" (was v{self.champion_before})" if self.champion_before else ""
-            return f"{self.outcome} {self.name} v{self.candidate} to {self.alias}{was}: {self.reason}"
+            return f"{prefix}{self.outcome} {self.name} v{self.candidate} to {self.alias}{was}: {self.reason}"
         if self.outcome == "rejected":
-            return (f"kept {self.name} v{self.champion_before} as {self.alias}, candidate v{self.candidate} "
+            return (f"{prefix}kept {self.name} v{self.champion_before} as {self.alias}, candidate v{self.candidate} "
                     f"rejected: {self.reason}")
-        return f"no change: {self.reason}"
+        return f"{prefix}no change: {self.reason}"
 
 
 def _alias_version(client, name: str, alias: str) -> Any | None:
@@ -516,23 +549,22 @@ def gate_verdict(gate: PromoteConfig, candidate: dict, champion: dict, champion_
     return result.wins(gate.confidence), evidence
 
 
-def _move_champion(client, cfg: RegisterConfig, version: str, before: str | None, reason: str,
-                   outcome: str) -> Decision:
-    client.set_registered_model_alias(cfg.model_name, cfg.champion_alias, version)
-    client.set_model_version_tag(cfg.model_name, version, "promotion.decision", outcome)
-    client.set_model_version_tag(cfg.model_name, version, "promotion.reason", reason)
-    if before:
-        client.set_model_version_tag(cfg.model_name, version, "promotion.replaced", before)
-        client.set_model_version_tag(cfg.model_name, before, "promotion.replaced_by", version)
-    return Decision(cfg.model_name, cfg.champion_alias, version, before, version, outcome, reason)
+def _record(client, decision: Decision) -> None:
+    """Apply a decision to the registry: move the champion alias and tag both versions with why."""
+    name, version, before = decision.name, decision.candidate, decision.champion_before
+    if decision.outcome in ("promoted", "forced"):
+        client.set_registered_model_alias(name, decision.alias, version)
+    if decision.outcome != "unchanged":
+        client.set_model_version_tag(name, version, "promotion.decision", decision.outcome)
+        client.set_model_version_tag(name, version, "promotion.reason", decision.reason)
+    if decision.moves_champion and before:
+        client.set_model_version_tag(name, version, "promotion.replaced", before)
+        client.set_model_version_tag(name, before, "promotion.replaced_by", version)
 
 
-def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
-            expected_candidate: str | None = None) -> Decision:
-    """Move the champion alias to the candidate when the gate finds it better on evidence (`gate_verdict`), or
-    when forced, or when there is no champion. Idempotent: a second call finds nothing to change.
-
-    `expected_candidate`: refuse, changing nothing, unless the candidate alias points at this version."""
+def decide(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
+           expected_candidate: str | None = None) -> Decision:
+    """What `promote` would do, read from the registry without changing it."""
     client = tracking.client()
     candidate = _alias_version(client, cfg.model_name, cfg.alias)
     if candidate is None:
@@ -545,7 +577,7 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
                           f"{expected_candidate} this pipeline registered; nothing changed")
     champion = _alias_version(client, cfg.model_name, cfg.champion_alias)
     if champion is None:
-        return _move_champion(client, cfg, v, None, "no champion yet", "promoted")
+        return Decision(cfg.model_name, cfg.champion_alias, v, None, v, "promoted", "no champion yet")
     previous = str(champion.version)
     if previous == v:
         return Decision(cfg.model_name, cfg.champion_alias, v, v, v, "unchanged",
@@ -554,12 +586,26 @@ def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
     wins, why = gate_verdict(gate, _evidence(cfg.model_name, candidate), _evidence(cfg.model_name, champion),
                              previous)
     if force:
-        return _move_champion(client, cfg, v, previous, f"--force; {why}", "forced")
+        return Decision(cfg.model_name, cfg.champion_alias, v, previous, v, "forced", f"--force; {why}")
     if wins:
-        return _move_champion(client, cfg, v, previous, why, "promoted")
-    client.set_model_version_tag(cfg.model_name, v, "promotion.decision", "rejected")
-    client.set_model_version_tag(cfg.model_name, v, "promotion.reason", why)
+        return Decision(cfg.model_name, cfg.champion_alias, v, previous, v, "promoted", why)
     return Decision(cfg.model_name, cfg.champion_alias, v, previous, previous, "rejected", why)
+
+
+def promote(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
+            expected_candidate: str | None = None, dry_run: bool = False) -> Decision:
+    """Move the champion alias to the candidate when the gate finds it better on evidence (`gate_verdict`), or
+    when forced, or when there is no champion, and record why as version tags. Idempotent: a second call finds
+    nothing to change.
+
+    `expected_candidate`: refuse, changing nothing, unless the candidate alias points at this version.
+    `dry_run`: return the same decision (its `line()` says it is a dry run) without moving an alias or
+    setting a tag."""
+    decision = decide(cfg, gate, force=force, expected_candidate=expected_candidate)
+    if dry_run:
+        return dataclasses.replace(decision, dry_run=True)
+    _record(tracking.client(), decision)
+    return decision
 
 
 def write_decision(path: str | Path, decision: Decision) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import keras
 import mlflow
 import numpy as np
@@ -30,6 +32,9 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
     assert set(inputs) == {"n", "seed", "label", "latent"}
     assert not any(spec["required"] for spec in inputs.values())
     assert inputs["latent"]["type"] == "array"
+    # Typed Any so that ints and floats both reach the model's own checks (see registry.INPUT_SCHEMA).
+    assert {inputs[name]["type"] for name in ("n", "seed", "label")} == {"any"}
+    assert "n, seed and label are whole numbers, as ints or floats" in version.description
     assert info.signature.params.to_dict() == [{"name": "format", "default": "array", "shape": None,
                                                 "type": "string"}]
     assert info.metadata["ganops"]["latent_dim"] == LATENT_DIM
@@ -46,6 +51,68 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
 def test_bad_rows_are_named(rows, message):
     with pytest.raises(GanopsError) as caught:
         registry.parse_rows(pd.DataFrame(rows), LATENT_DIM, classes=10, limit=16)
+    assert message in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory, empty_store_template, tiny_generator):
+    """The champion loaded the documented way, from a real store of its own (limit 16 images a request)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    shutil.copy(empty_store_template, path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path}")
+        patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        register_version(tiny_generator, metrics(2.0))
+        return mlflow.pyfunc.load_model("models:/gan-generator@champion")
+
+
+@pytest.mark.parametrize("request_", [
+    [{"n": 2, "seed": 3}],
+    [{"n": 2.0, "seed": 3.0}],
+    [{"n": 2, "seed": 3.0}],
+    [{"n": np.int64(2), "seed": np.float32(3)}],
+    {"n": 2, "seed": 3},
+    {"n": 2.0, "seed": 3.0},
+    pd.DataFrame([{"n": 2, "seed": 3}]),
+    pd.DataFrame([{"n": 2.0, "seed": 3.0}]),
+    pd.DataFrame({"n": np.array([2], np.int32), "seed": np.array([3], np.uint8)}),
+    pd.DataFrame({"n": pd.array([2], "Int64"), "seed": pd.array([3], "Int64")}),
+], ids=["records-int", "records-float", "records-mixed", "records-numpy", "dict-int", "dict-float", "frame-int64",
+        "frame-float64", "frame-int32-uint8", "frame-nullable-Int64"])
+def test_ints_and_floats_from_every_python_form(champion, request_):
+    images = champion.predict(request_)
+    expected = registry.generator_model(champion).images(2, seed=3)
+    np.testing.assert_array_equal(images, expected)
+
+
+def test_mixed_count_and_latent_rows_with_ints(champion):
+    images = champion.predict([{"n": 2, "seed": 3, "latent": None}, {"latent": [1, -2, 0, 3]}])
+    assert images.shape == (3, 8, 8, 1)
+    np.testing.assert_array_equal(images[:2], registry.generator_model(champion).images(2, seed=3))
+    np.testing.assert_array_equal(images[2:], champion.predict([{"latent": [1.0, -2.0, 0.0, 3.0]}]))
+    np.testing.assert_array_equal(images[2:], champion.predict({"latent": [1, -2, 0, 3]}))  # a dict is one row
+    frame = pd.DataFrame({"n": [2, None], "seed": [3, None], "latent": [None, np.array([1, -2, 0, 3])]})
+    np.testing.assert_array_equal(images, champion.predict(frame))
+
+
+@pytest.mark.parametrize("request_, message", [
+    ([{"n": 2.5}], "row 0: n: 2.5 is not a whole number"),
+    ({"n": 2, "seed": 1.5}, "row 0: seed: 1.5 is not a whole number"),
+    (pd.DataFrame([{"n": float("inf")}]), "row 0: n: inf is not a whole number"),
+    ([{"n": -1}], "row 0: n=-1 is outside 1..16"),
+    ([{"n": 1}, {"n": 17.0}], "row 1: n=17 is outside 1..16"),
+    ([{"n": 9}, {"n": 8}], "request asks for more than 16 images"),
+    ([{"n": 2, "seed": -3}], "row 0: seed -3 is outside 0..2**53"),
+    ([{"n": 2, "seed": 2**53 + 1}], "row 0: seed 9.0072e+15 is outside 0..2**53"),
+    ([{"n": "16"}], "row 0: n: '16' is not a number"),
+    ([{"n": True}], "row 0: n: True is not a number"),
+    ([{"n": 2, "label": 1}], "row 0: this generator is unconditional and takes no label"),
+    ([{"latent": ["1", 2, 3, 4]}], "row 0: latent must be a list of 4 numbers"),
+    ([{"latent": [1, 2, 3]}], "row 0: latent has 3 values; this generator takes 4"),
+])
+def test_bad_values_fail_clearly(champion, request_, message):
+    with pytest.raises(mlflow.exceptions.MlflowException) as caught:
+        champion.predict(request_)
     assert message in str(caught.value)
 
 
@@ -79,5 +146,7 @@ def test_conditional_generator_serves_labels(store, tmp_path):
     model = registry.load("models:/gan-generator@champion")
     images = model.predict(pd.DataFrame([{"n": 2.0, "label": 3.0}, {"n": 1.0, "label": None}]))
     assert images.shape == (3, 8, 8, 1)
+    rows = [{"n": 2, "label": 3, "latent": None}, {"latent": [1, 0, -1, 2], "label": 9}]  # ints, mixed rows
+    assert model.predict(rows).shape == (3, 8, 8, 1)
     with pytest.raises(mlflow.exceptions.MlflowException, match="unknown label 10"):
         model.predict(pd.DataFrame([{"n": 1.0, "label": 10.0}]))

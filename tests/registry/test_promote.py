@@ -3,6 +3,7 @@ the real typer app (CliRunner) and once through the installed console script."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -92,6 +93,42 @@ def test_worse_candidate_is_rejected_with_its_reason_and_force_overrides(store, 
     assert code == 0 and output.startswith("forced gan-generator v2 to champion (was v1): --force; fd 8")
     assert aliases() == {"candidate": "2", "champion": "2"}
     assert tags("2")["promotion.decision"] == "forced"
+
+
+def registry_state():
+    """Everything a promotion may touch: the aliases and every version's tags and last update."""
+    versions = tracking.client().search_model_versions(f"name='{NAME}'")
+    return aliases(), {v.version: (v.tags, v.last_updated_timestamp) for v in versions}
+
+
+@pytest.mark.parametrize("fd_ratios, extra, decision", [
+    ((5.0, 3.0), (), "promoted gan-generator v2 to champion (was v1): fd 6 vs champion v1 10"),
+    ((3.0, 4.0), (), "kept gan-generator v1 as champion, candidate v2 rejected: fd 8 vs champion v1 6"),
+    ((3.0, 4.0), ("--force",), "forced gan-generator v2 to champion (was v1): --force; fd 8"),
+])
+def test_dry_run_prints_the_decision_and_changes_nothing(store, tiny_generator, params, tmp_path, fd_ratios,
+                                                         extra, decision):
+    for fd_ratio in fd_ratios:
+        register_version(tiny_generator, metrics(fd_ratio))
+    before = registry_state()
+
+    code, output = promote(params, "--dry-run", *extra, "--out", str(tmp_path / "decision.json"))
+    assert code == 0
+    assert output.startswith(f"dry run, nothing changed; the gate would decide: {decision}")
+    assert registry_state() == before
+    written = json.loads((tmp_path / "decision.json").read_text())
+    assert written["dry_run"] is True and written["changed"] is False and written["line"] == output
+
+    # The real run takes exactly the decision the dry run announced.
+    code, real = promote(params, *extra)
+    assert code == 0 and output == f"dry run, nothing changed; the gate would decide: {real}"
+    assert registry_state() != before
+
+
+def test_dry_run_on_an_empty_registry_is_the_same_one_line_error(store, params):
+    code, output = promote(params, "--dry-run")
+    assert code == 1
+    assert output.startswith("ganops promote: error: models:/gan-generator@candidate: no such model version")
 
 
 def test_candidate_from_another_featurizer_is_not_compared(store, tiny_generator, params):
