@@ -26,8 +26,11 @@ def main() -> None:
     from ganops.evaluation import evaluate
 
     params = load_params(args.params)
-    evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
-                 paired_path=args.paired, figures_dir=args.figures, report_path=args.report, register_cfg=params.registry)
+    results = evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
+                           paired_path=args.paired, figures_dir=args.figures, report_path=args.report,
+                           register_cfg=params.registry)
+    written = ", ".join((args.metrics, args.paired, args.samples, args.figures, args.report))
+    print(f"evaluate: wrote {written} (fd_ratio {results['fd_ratio']:.3g} at n={results['num_samples']})", flush=True)
 
 
 if __name__ == "__main__":

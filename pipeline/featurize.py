@@ -25,7 +25,7 @@ def main() -> None:
         score = f"validation reconstruction MSE {summary['validation_reconstruction_mse']:.5f}"
     else:  # inception: pretrained, not trained here
         score = f"weights {summary['inception_weights']}"
-    print(f"featurizer {summary['hash']} ({summary['kind']}): {score}", flush=True)
+    print(f"featurize: wrote {args.model}, {args.metrics} ({summary['kind']} {summary['hash']}, {score})", flush=True)
 
 
 if __name__ == "__main__":

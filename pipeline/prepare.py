@@ -16,8 +16,8 @@ def main() -> None:
     from ganops.data import prepare
 
     info = prepare.run(load_params(args.params).data, args.out)
-    print(f"prepared {info.train_count} train + {info.validation_count} validation + {info.test_count} test images "
-          f"{info.height}x{info.width}x{info.channels} from {info.source}", flush=True)
+    print(f"prepare: wrote {args.out} ({info.train_count} train + {info.validation_count} validation + "
+          f"{info.test_count} test images {info.height}x{info.width}x{info.channels} from {info.source})", flush=True)
 
 
 if __name__ == "__main__":

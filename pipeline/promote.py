@@ -23,7 +23,7 @@ def main() -> None:
     registered = str(artifacts.read_json(args.registered).get("version"))
     decision = registry.promote(params.registry, params.promote, force=args.force, expected_candidate=registered)
     registry.write_decision(args.out, decision)
-    print(decision.line(), flush=True)
+    print(f"promote: wrote {args.out} ({decision.line()})", flush=True)
 
 
 if __name__ == "__main__":

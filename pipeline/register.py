@@ -18,7 +18,9 @@ def main() -> None:
     from ganops import registry
     from ganops.config import load_params
 
-    registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out)
+    registered = registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out)
+    print(f"register: wrote {args.out} ({registered['name']} version {registered['version']} "
+          f"@{registered['alias']})", flush=True)
 
 
 if __name__ == "__main__":

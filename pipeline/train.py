@@ -23,8 +23,12 @@ def main() -> None:
 
     result = train.run(load_params(args.params).train, args.prepared, args.out, args.checkpoints,
                        featurizer_path=args.featurizer)
-    budget = " (time budget reached)" if result.stopped_by_budget else ""
-    print(f"trained {result.steps} steps in {result.total_seconds:.0f}s{budget}", flush=True)
+    written = ", ".join(str(path) for path in (args.out, args.checkpoints) if path is not None)
+    budget = ", time budget reached" if result.stopped_by_budget else ""
+    history = result.history
+    monitored = history["monitor_fd_ratio"].dropna() if "monitor_fd_ratio" in history else []
+    quality = f", monitor fd_ratio {monitored.iloc[-1]:.3g}" if len(monitored) else ""
+    print(f"train: wrote {written} ({result.steps} steps in {result.total_seconds:.0f}s{budget}{quality})", flush=True)
 
 
 if __name__ == "__main__":

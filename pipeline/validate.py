@@ -16,7 +16,9 @@ def main() -> None:
     from ganops.config import load_params
     from ganops.data import validate
 
-    validate.run(args.prepared, load_params(args.params).validation, args.out)
+    report = validate.run(args.prepared, load_params(args.params).validation, args.out)
+    print(f"validate: wrote {args.out} ({report.passed} of {report.evaluated} checks passed on {report.rows} images)",
+          flush=True)
 
 
 if __name__ == "__main__":

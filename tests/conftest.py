@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-# Before TensorFlow or GX load anywhere in the test session.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+import pytest
 
-from pathlib import Path  # noqa: E402
+from ganops import startup
 
-import pytest  # noqa: E402
+# Before TensorFlow or GX load anywhere in the test session: the entry points' environment and quiet start-up.
+startup.setup()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist-t10k"

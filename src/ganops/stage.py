@@ -7,12 +7,11 @@ import os
 import sys
 from collections.abc import Callable
 
-# Set before TensorFlow or Great Expectations are imported: C++ info logs and analytics are noise in a
-# DVC log. Entry points import this module first.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+from ganops import startup
+from ganops.errors import GanopsError
 
-from ganops.errors import GanopsError  # noqa: E402
+# Before TensorFlow or Great Expectations are imported: entry points import this module first.
+startup.setup()
 
 
 def entry_point(main: Callable[..., object]) -> Callable[..., None]:

@@ -54,16 +54,20 @@ class ValidationReport:
     success: bool
     failures: list[str]  # one readable line per failed check, in check order
     checks: dict[str, bool]  # every check by name: passed or not
+    rows: int = 0  # images validated (rows of the per-image summary table)
 
     @property
     def evaluated(self) -> int:
         return len(self.checks)
 
+    @property
+    def passed(self) -> int:
+        return sum(self.checks.values())
+
     def summary(self) -> dict[str, Any]:
         """The flat document written as `summary.json` (DVC metrics)."""
-        failed = sum(not passed for passed in self.checks.values())
         return {"success": self.success, "evaluated": self.evaluated,
-                "successful": self.evaluated - failed, "failed": failed, **self.checks}
+                "successful": self.passed, "failed": self.evaluated - self.passed, **self.checks}
 
 
 # A failure describer turns a GX expectation result (its `result` dict) into one readable line.
@@ -161,7 +165,8 @@ def _validate(gx, tables: list[_Table], docs_dir: Path) -> tuple[dict[str, Any],
                 failures.append(_failure_line(check, outcome))
 
     context.build_data_docs(site_names=[_SITE_NAME])
-    return results, ValidationReport(success=not failures, failures=failures, checks=checks)
+    return results, ValidationReport(success=not failures, failures=failures, checks=checks,
+                                     rows=len(tables[0].frame))  # tables[0]: one row per image
 
 
 def _failure_line(check: _Check, outcome) -> str:

@@ -22,11 +22,18 @@ from ganops.models import sampling, standing
 
 
 class ProgressLine(keras.callbacks.Callback):
-    """One line per epoch: losses, images/s and ETA (Keras' own bar is noisy in DVC logs). The ETA is the
-    smaller of the steps left at this epoch's speed and what is left of the time budget."""
+    """Training progress readable at any epoch count (Keras' own bar is noisy in DVC logs).
+
+    In a log: one line for the first epoch, the last (or the one the time budget stopped) and every quality
+    monitor point, and between them one every `every` epochs (default: a 50th of the epochs) once at least
+    `min_seconds` passed since the previous line — whichever comes later. A line shows the losses, images/s
+    since the previous line and the ETA: the smaller of the steps left at that speed and what is left of the
+    time budget. On a terminal (`bar`, default: stderr is one): a tqdm bar, with the same lines for the first
+    and last epoch and the monitor points printed above it."""
 
     def __init__(self, epochs: int, total_steps: int, batch_size: int, max_seconds: float | None = None,
-                 seconds_before: float = 0.0, stream=None, untimed=()):
+                 seconds_before: float = 0.0, stream=None, untimed=(), every: int | None = None,
+                 min_seconds: float = 10.0, bar: bool | None = None):
         super().__init__()
         self.epochs = epochs
         self.total_steps = total_steps
@@ -35,30 +42,76 @@ class ProgressLine(keras.callbacks.Callback):
         self.seconds_before = seconds_before
         self.stream = stream  # None: sys.stdout when printing (it may be replaced after import)
         self.untimed = untimed  # callbacks whose `seconds` are not training time (the quality monitor)
+        self.every = every if every is not None else max(1, epochs // 50)
+        self.min_seconds = min_seconds
+        self.bar = bar
+        self.progress_bar = None
 
     def _clock(self) -> float:
         return time.perf_counter() - untimed_seconds(self.untimed)
 
     def on_train_begin(self, logs=None):
         self.started = self._clock()
+        self.shown_at = None  # clock, step and epoch of the last line (or of the start)
+        self.shown_any = False
+        bar = self.bar if self.bar is not None else self.stream is None and _is_terminal(sys.stderr)
+        if bar:
+            from tqdm import tqdm
+
+            self.progress_bar = tqdm(total=self.total_steps, initial=int(self.model.steps_done.numpy()),
+                                     unit="step", dynamic_ncols=True, leave=False, file=sys.stderr)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = self._clock()
-        self.epoch_first_step = int(self.model.steps_done.numpy())
+        if self.shown_at is None:  # measure speed from the first epoch this process runs
+            self.shown_at = (self._clock(), int(self.model.steps_done.numpy()), epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progress_bar is not None:
+            self.progress_bar.update(int(self.model.steps_done.numpy()) - self.progress_bar.n)
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         now = self._clock()
         step = int(self.model.steps_done.numpy())
-        seconds = max(now - self.epoch_started, 1e-9)
-        rate = (step - self.epoch_first_step) * self.batch_size / seconds
-        per_step = seconds / max(step - self.epoch_first_step, 1)
-        eta = (self.total_steps - step) * per_step
+        last_time, last_step, last_epoch = self.shown_at
+        first = not self.shown_any
+        final = epoch + 1 >= self.epochs or self.model.stop_training
+        monitored = any(key.startswith(QualityMonitor.PREFIX) for key in logs)
+        due = epoch - last_epoch >= self.every and now - last_time >= self.min_seconds
+        losses = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if not k.startswith(QualityMonitor.PREFIX))
+        if self.progress_bar is not None:
+            self.progress_bar.set_postfix_str(f"epoch {epoch + 1}/{self.epochs}  {losses}", refresh=False)
+            self.progress_bar.update(step - self.progress_bar.n)
+            due = False  # the bar shows the steady progress
+        if not (first or final or monitored or due):
+            return
+        seconds = max(now - last_time, 1e-9)
+        rate = (step - last_step) * self.batch_size / seconds
+        eta = (self.total_steps - step) * seconds / max(step - last_step, 1)
         spent = self.seconds_before + now - self.started
         if self.max_seconds is not None:
             eta = min(eta, max(self.max_seconds - spent, 0.0))
-        losses = "  ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
-        print(f"epoch {epoch + 1}/{self.epochs}  step {step}/{self.total_steps}  {losses}  "
-              f"{rate:,.0f} img/s  elapsed {spent:.0f}s  eta {eta:.0f}s", file=self.stream or sys.stdout, flush=True)
+        values = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
+        line = (f"epoch {epoch + 1}/{self.epochs}  step {step}/{self.total_steps}  {values}  "
+                f"{rate:,.0f} img/s  elapsed {spent:.0f}s  eta {eta:.0f}s")
+        if self.progress_bar is not None:
+            self.progress_bar.write(line, file=sys.stdout)
+        else:
+            print(line, file=self.stream or sys.stdout, flush=True)
+        self.shown_any = True
+        self.shown_at = (now, step, epoch)
+
+    def on_train_end(self, logs=None):
+        if self.progress_bar is not None:
+            self.progress_bar.close()
+            self.progress_bar = None
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class MlflowEpochMetrics(keras.callbacks.Callback):
