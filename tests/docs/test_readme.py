@@ -1,0 +1,234 @@
+"""Every shell command and Python block in README.md runs as written, in README order, in a temporary git + DVC
+repository made from this checkout with a shrunken params.yaml (300 digits, a few epochs).
+
+Each command is matched against RULES (first match wins), which says how it runs: as written; as written with
+arguments appended that only shrink it (fewer seconds, seeds or replicates); as a server that must answer
+before the commands after it use it; or not at all, with the reason. A command that no rule matches fails the
+test, so a new README line is either run here or skipped on purpose. A Python block runs with the repository
+as its working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+VENV_BIN = Path(sys.executable).parent
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+MNIST = SHARED / "data" / "mnist-t10k"
+
+SHRUNK = {
+    "data": {"max_images": 300},
+    "featurize": {"epochs": 2, "min_steps": 0, "feature_dim": 16},
+    "train": {"epochs": 3, "batch_size": 32, "base_filters": 8, "monitor_every_epochs": None},
+    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
+}
+SHRINK_EXPERIMENT = ["-S", "train.max_seconds=3"]  # the MNIST experiments: a few seconds of training
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    pattern: str  # a regular expression the command (comments removed, continuation lines joined) must match
+    action: str  # run | shrink | server | skip
+    detail: str = ""  # shrink: arguments appended; server: the URL path that must answer; skip: the reason
+    needs_mnist: bool = False
+
+
+RULES = (
+    Rule(r"^make (test|test-slow|test-all)\b", "skip", "the test suite itself: this test runs inside it"),
+    Rule(r"GPU=1", "skip", "needs an NVIDIA GPU and the CUDA wheels (tests/unit/test_packaging.py checks the "
+                           "GPU=1 install line; tests/training/test_devices.py the GPU device choice)"),
+    # `make pipeline` is set-up (the .venv this test runs in) plus `dvc repro`: the set-up part is what `make
+    # test` just did, so the repository's own pipeline runs here as `dvc repro`.
+    Rule(r"^make pipeline$", "as dvc repro"),
+    Rule(r"^make help$", "run"),
+    Rule(r"^source \.venv/bin/activate$", "skip", "every command here already runs with the venv's bin first "
+                                                  "on PATH, which is all activate does"),
+    Rule(r"^\$EDITOR params\.yaml && dvc repro$", "run"),  # EDITOR=true: nothing edited, nothing to rerun
+    Rule(r"^dvc exp run .*data\.path=\.\./shared/", "shrink", " ".join(SHRINK_EXPERIMENT), needs_mnist=True),
+    Rule(r"^dvc (exp run|exp show|metrics show|plots show)\b", "run"),
+    Rule(r"^mlflow ui ", "server", "/"),
+    Rule(r"^python benchmarks/train_throughput\.py ", "shrink", "--steps 2 --repeats 1"),
+    Rule(r"^python benchmarks/digits_quality\.py$", "shrink", "--seeds 0"),
+    Rule(r"^python benchmarks/quality_budget\.py ", "shrink", "--seconds 4 --every 2 --seeds 0",
+         needs_mnist=True),
+    Rule(r"^ganops ", "run"),
+    Rule(r"^MLFLOW_TRACKING_URI=\S+ mlflow models serve ", "server", "/ping"),
+    Rule(r"^curl -s localhost:\d+/invocations ", "run"),
+    Rule(r"^pip install -c constraints\.txt -e '\.\[server,s3\]'", "shrink", "--dry-run --quiet"),
+    Rule(r"(example\.internal|s3://|PGPASSWORD|MLFLOW_S3_ENDPOINT_URL|^dvc remote |^dvc (push|pull)$)", "skip",
+         "needs the team's PostgreSQL host, S3 bucket or tracking server (tests/registry/test_tracking_server.py "
+         "runs `mlflow server`; tests/registry/test_dvc_remote.py pushes to and pulls from a local remote)"),
+)
+
+
+def blocks(markdown: str) -> list[tuple[str, str]]:
+    """(language, body) of every fenced code block, fences paired line by line."""
+    found, body, language = [], None, ""
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            if body is None:
+                body, language = [], line[3:].strip()
+            else:
+                found.append((language, "\n".join(body)))
+                body = None
+        elif body is not None:
+            body.append(line)
+    return found
+
+
+def commands(script: str) -> list[str]:
+    """The commands of a shell block: continuation lines joined, comments (outside quotes) removed."""
+    joined = re.sub(r"\\\n\s*", "", script)  # "a \\<newline>  b" -> "a b"
+    result = []
+    for line in joined.splitlines():
+        line = re.sub(r"\s+#(?=[^'\"]*$).*$", "", line).strip()  # a trailing comment after the last quote
+        if line and not line.startswith("#"):
+            result.append(line)
+    return result
+
+
+def steps(readme: str) -> list[tuple[str, str]]:
+    """("shell", command) and ("python", block) in README order; a block in any other language is prose."""
+    found = []
+    for language, body in blocks(readme):
+        if language in ("bash", "sh", "console"):
+            found += [("shell", command) for command in commands(body)]
+        elif language == "python":
+            found.append(("python", body))
+        elif language != "text":
+            raise AssertionError(f"README.md: a ```{language or '(no language)'} block: say bash, python or text")
+    return found
+
+
+def rule_for(command: str) -> Rule:
+    for rule in RULES:
+        if re.search(rule.pattern, command):
+            return rule
+    raise AssertionError(f"README.md: no rule says how to test {command!r}: add one to RULES in {__file__}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _server(command: str, health: str, cwd: Path, env: dict, log: Path) -> Iterator[int]:
+    """Start `command` on a free port (its own `-p`/`--port` replaced, or `--port` added), wait until `health`
+    answers, and stop its whole process group afterwards."""
+    port = _free_port()
+    if re.search(r"(-p|--port) \d+", command):
+        command = re.sub(r"(-p|--port) \d+", rf"\g<1> {port}", command)
+    else:
+        command += f" --port {port}"
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"{command} exited {process.returncode}:\n{log.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{command}: no answer on {health} in 180 s:\n{log.read_text()[-2000:]}")
+                time.sleep(1)
+            yield port
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, repo_root) -> tuple[Path, dict]:
+    """A git + DVC repository holding this checkout's pipeline, shrunken, with ../shared beside it."""
+    root = tmp_path_factory.mktemp("readme")
+    repo = root / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy2(repo_root / name, repo / name)
+    for name in ("pipeline", "src", "benchmarks"):
+        shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    if SHARED.exists():
+        (root / "shared").symlink_to(SHARED)  # the README's ../shared/data paths
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for section, values in SHRUNK.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}", EDITOR="true", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    for command in ("git init -q -b main", "python -m dvc init -q", "python -m dvc config core.analytics false",
+                    "git add -A", "git commit -qm init"):
+        subprocess.run(command, shell=True, cwd=repo, env=env, check=True, capture_output=True)
+    return repo, env
+
+
+def _run(command: str, repo: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (f"README command failed ({done.returncode}): {command}\n"
+                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def test_every_readme_command_has_a_rule(repo_root):
+    for kind, text in steps((repo_root / "README.md").read_text()):
+        if kind == "shell":
+            rule_for(text)
+
+
+def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
+    repo, env = repo
+    ran, skipped = [], []
+    server_port: int | None = None
+    with contextlib.ExitStack() as servers:
+        for kind, text in steps((repo_root / "README.md").read_text()):
+            if kind == "python":
+                _run(f"{sys.executable} - <<'PYTHON'\n{text}\nPYTHON", repo, env)
+                ran.append("python block")
+                continue
+            rule = rule_for(text)
+            if rule.action == "skip" or (rule.needs_mnist and not MNIST.exists()):
+                skipped.append((text, rule.detail if rule.action == "skip" else f"{MNIST} is absent"))
+                continue
+            if rule.action == "server":
+                log = tmp_path / f"server-{len(ran)}.log"
+                server_port = servers.enter_context(_server(text, rule.detail, repo, env, log))
+                ran.append(text)
+                continue
+            command = {"as dvc repro": "dvc repro", "shrink": f"{text} {rule.detail}"}.get(rule.action, text)
+            if server_port is not None:  # the README's port is the server's, which runs on a free one here
+                command = re.sub(r"localhost:\d+", f"localhost:{server_port}", command)
+            done = _run(command, repo, env)
+            if command.startswith("curl"):
+                assert done.stdout.startswith('{"predictions"'), f"{command}: {done.stdout[:300]}"
+            ran.append(text)
+    print(f"\nran {len(ran)} README commands; skipped {len(skipped)}:")
+    for text, reason in skipped:
+        print(f"  {text}  — {reason}")
+    assert any(text.startswith("ganops promote") for text in ran) and "python block" in ran
