@@ -16,7 +16,7 @@ import keras
 import mlflow
 import numpy as np
 
-from ganops import imaging
+from ganops import imaging, metric_specs
 from ganops.evaluation import metrics
 from ganops.models import sampling, standing
 
@@ -167,7 +167,7 @@ class QualityMonitor(keras.callbacks.Callback):
     the time it spent, which the loop leaves out of the training time and the time budget."""
 
     PREFIX = "monitor."
-    NAMES = ("fd", "fd_ratio")
+    NAMES = metric_specs.MONITOR_METRICS  # the evaluate stage's fd and fd_ratio, on the validation split
 
     def __init__(self, featurizer, train_images: np.ndarray, validation_images: np.ndarray, every: int,
                  epochs: int, num_samples: int, seed: int, num_classes: int = 0):
