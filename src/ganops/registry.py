@@ -583,8 +583,13 @@ def decide(cfg: RegisterConfig, gate: PromoteConfig, force: bool = False,
         return Decision(cfg.model_name, cfg.champion_alias, v, v, v, "unchanged",
                         f"v{v} is already {cfg.champion_alias}")
 
-    wins, why = gate_verdict(gate, _evidence(cfg.model_name, candidate), _evidence(cfg.model_name, champion),
-                             previous)
+    try:
+        wins, why = gate_verdict(gate, _evidence(cfg.model_name, candidate), _evidence(cfg.model_name, champion),
+                                 previous)
+    except GanopsError as exc:  # e.g. a version registered without evidence: --force still moves the alias
+        if not force:
+            raise
+        wins, why = False, f"no verdict: {exc}"
     if force:
         return Decision(cfg.model_name, cfg.champion_alias, v, previous, v, "forced", f"--force; {why}")
     if wins:

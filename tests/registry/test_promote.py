@@ -207,3 +207,14 @@ def test_opt_in_promote_stage_is_valid_once_uncommented(repo_root):
     assert list(stage["outs"][0]) == [args[args.index("--out") + 1]]
     assert stage["params"] == ["promote"]
     assert "promote" not in yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]  # off by default
+
+
+def test_a_version_without_evidence_is_refused_unless_forced(store, tiny_generator, params):
+    register_version(tiny_generator, metrics(3.0))
+    register_version(tiny_generator, metrics(2.0), evidence={})  # as if registered before evidence was kept
+    code, output = promote(params)
+    assert code == 1 and "v2: no paired bootstrap evidence with its model" in output
+    assert aliases()["champion"] == "1"
+    code, output = promote(params, "--force")
+    assert code == 0 and output.startswith("forced gan-generator v2 to champion (was v1): --force; no verdict: ")
+    assert aliases()["champion"] == "2"
