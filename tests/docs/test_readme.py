@@ -15,17 +15,16 @@ import dataclasses
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
+from registry_helpers import free_port, server  # noqa: E402  (the servers every other test starts)
 
 VENV_BIN = Path(sys.executable).parent
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -122,46 +121,17 @@ def rule_for(command: str) -> Rule:
     raise AssertionError(f"README.md: no rule says how to test {command!r}: add one to RULES in {__file__}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _server(command: str, health: str, cwd: Path, env: dict, log: Path) -> Iterator[int]:
-    """Start `command` on a free port (its own `-p`/`--port` replaced, or `--port` added), wait until `health`
-    answers, and stop its whole process group afterwards."""
-    port = _free_port()
+    """Run `command` as a server on a free port (its own `-p`/`--port` replaced, or `--port` added) until the
+    block ends; yields the port."""
+    port = free_port()
     if re.search(r"(-p|--port) \d+", command):
         command = re.sub(r"(-p|--port) \d+", rf"\g<1> {port}", command)
     else:
         command += f" --port {port}"
-    with open(log, "w") as output:
-        process = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"{command} exited {process.returncode}:\n{log.read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{command}: no answer on {health} in 180 s:\n{log.read_text()[-2000:]}")
-                time.sleep(1)
-            yield port
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+    with server(["bash", "-c", command], f"http://127.0.0.1:{port}{health}", env, log, timeout=180, cwd=cwd):
+        yield port
 
 
 @pytest.fixture(scope="module")

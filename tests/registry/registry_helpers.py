@@ -101,11 +101,12 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def server(args: list[str], health_url: str, env: dict, log: Path, timeout: float = 120) -> Iterator[None]:
+def server(args: list[str], health_url: str, env: dict, log: Path, timeout: float = 120,
+           cwd: Path | None = None) -> Iterator[None]:
     """Start a server in its own process group, wait for `health_url`, and always stop the whole group
     (both `mlflow server` and `mlflow models serve` run their workers as child processes)."""
     with open(log, "w") as log_file:
-        process = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             wait_until_up(health_url, process, timeout)
