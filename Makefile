@@ -10,6 +10,9 @@ comma := ,
 EXTRAS := $(if $(filter 1 yes true,$(GPU)),dev$(comma)gpu,dev)
 # One stamp per set of extras, so that GPU=1 on a CPU .venv installs the gpu extra.
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# Pinned vega, bootstrap, Font Awesome… from the npm registry (src/ganops/offline_assets.py): the plots page and
+# the Data Docs then render without internet. Rebuilt when the pins change.
+OFFLINE_ASSETS := .offline-assets/manifest.json
 
 # Stage commands in dvc.yaml say `python`: put the project's interpreter first on PATH.
 export PATH := $(BIN):$(PATH)
@@ -18,13 +21,17 @@ export GX_ANALYTICS_ENABLED ?= false
 
 .PHONY: help install pipeline test test-slow test-all bench bench-gpu ui constraints clean
 
-install: $(INSTALLED)  ## create .venv and install the pinned stack (constraints.txt); GPU=1 adds the gpu extra
+install: $(INSTALLED) $(OFFLINE_ASSETS)  ## create .venv, install the pinned stack (constraints.txt) and offline page assets; GPU=1 adds the gpu extra
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed*
+	touch $@
+
+$(OFFLINE_ASSETS): src/ganops/offline_assets.py | $(INSTALLED)
+	$(BIN)/python -m ganops.offline_assets install
 	touch $@
 
 help:  ## list the targets
