@@ -1,6 +1,6 @@
 """Stage evaluate: metrics of generated vs test images with intervals, beside the real floor and known-bad
-baselines, the gate's paired evidence, pictures and a self-contained HTML report, all logged to the training
-run."""
+baselines, the gate's paired evidence, pictures and a self-contained HTML report, all logged to this
+execution's MLflow record."""
 
 import argparse
 
@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--figures", required=True, help="folder to write: class histogram CSV, class grid, "
                                                           "nearest-neighbour pairs")
     parser.add_argument("--report", required=True, help="self-contained HTML report to write")
+    parser.add_argument("--validation", default=None, help="the validate stage's verdict, logged with the datasets")
     args = parser.parse_args()
 
     from ganops.config import load_params
@@ -28,7 +29,7 @@ def main() -> None:
     params = load_params(args.params)
     results = evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
                            paired_path=args.paired, figures_dir=args.figures, report_path=args.report,
-                           register_cfg=params.registry)
+                           register_cfg=params.registry, params_path=args.params, validation_path=args.validation)
     written = ", ".join((args.metrics, args.paired, args.samples, args.figures, args.report))
     print(f"evaluate: wrote {written} (fd_ratio {results['fd_ratio']:.3g} at n={results['num_samples']})", flush=True)
 

@@ -1,4 +1,5 @@
-"""Stage register: log the EMA generator as a pyfunc model, register it, set the alias."""
+"""Stage register: log the EMA generator as a pyfunc model in this execution's MLflow record, register it,
+set the alias."""
 
 import argparse
 
@@ -13,12 +14,19 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON written by evaluate")
     parser.add_argument("--paired", required=True, help="paired bootstrap evidence JSON written by evaluate")
     parser.add_argument("--out", required=True, help="registered-version JSON to write")
+    parser.add_argument("--prepared", required=True, help="prepared data, logged as datasets should the record start here")
+    parser.add_argument("--validation", default=None, help="the validate stage's verdict, logged with the datasets")
     args = parser.parse_args()
 
-    from ganops import registry
+    from pathlib import Path
+
+    from ganops import lineage, registry
     from ganops.config import load_params
 
-    registered = registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out)
+    inputs = lineage.Inputs(prepared=Path(args.prepared), params=Path(args.params),
+                            validation=Path(args.validation) if args.validation else None)
+    registered = registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out,
+                              inputs)
     print(f"register: wrote {args.out} ({registered['name']} version {registered['version']} "
           f"@{registered['alias']})", flush=True)
 

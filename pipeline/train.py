@@ -1,5 +1,5 @@
 """Stage train: fit the GAN (resuming from its last compatible checkpoint), save the EMA generator and loss
-history, start the pipeline's MLflow run (or continue the one an interrupted execution started)."""
+history, in this execution's MLflow record (or the run an interrupted execution started)."""
 
 import argparse
 
@@ -16,13 +16,14 @@ def main() -> None:
                         help="persistent checkpoint folder to resume from and write to (none: no checkpoints)")
     parser.add_argument("--featurizer", default=None,
                         help="the featurize stage's network, for the quality monitor (train.monitor_every_epochs)")
+    parser.add_argument("--validation", default=None, help="the validate stage's verdict, logged with the datasets")
     args = parser.parse_args()
 
     from ganops.config import load_params
     from ganops.training import train
 
     result = train.run(load_params(args.params).train, args.prepared, args.out, args.checkpoints,
-                       featurizer_path=args.featurizer)
+                       featurizer_path=args.featurizer, params_path=args.params, validation_path=args.validation)
     written = ", ".join(str(path) for path in (args.out, args.checkpoints) if path is not None)
     budget = ", time budget reached" if result.stopped_by_budget else ""
     history = result.history

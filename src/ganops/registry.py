@@ -40,6 +40,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, Array, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from ganops import artifacts, metric_specs, tracking
@@ -52,6 +53,8 @@ MODEL_CODE_FILE = "ganops_generator_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent
 OUTPUT_FORMATS = ("array", "png")
 METRIC_TAG = "metric."  # version tag prefix of each evaluate metric: metric.fd_ratio, ...
+MODEL_PARAMS_PREFIX = "train."  # the record's params the logged model carries too
+REGISTERED_TAG = "ganops.registered_version"  # on the record: which version it registered
 FEATURIZER_TAG = "featurizer_hash"
 # Seeds travel as JSON numbers; above 2**53 a double no longer holds every integer.
 MAX_SEED = 2**53
@@ -293,32 +296,36 @@ def tagged_metrics(tags: dict[str, str]) -> dict[str, float]:
     return values
 
 
-def version_tags(metrics: dict[str, Any], run_id: str, run: Any) -> dict[str, str]:
-    """What a version carries: its metrics, data and featurizer hashes, training params and commit."""
-    tags = {"run_id": run_id}
+def version_tags(metrics: dict[str, Any], record_tags: dict[str, str]) -> dict[str, str]:
+    """What a version carries for the gate and for operators: evaluate's model metrics, the featurizer and
+    data hashes, the git commit and DVC experiment of its record. Params stay on the record (the run) and
+    the logged model; the version's own run id links to them."""
+    tags = {}
     for key, value in metrics.items():
         if key == FEATURIZER_TAG:
             tags[FEATURIZER_TAG] = str(value)
         elif isinstance(value, bool | int | float):
             tags[f"{METRIC_TAG}{key}"] = _tag_value(value)
-    run_tags = run.data.tags
-    if run_tags.get("ganops.data_hash"):
-        tags["data_hash"] = run_tags["ganops.data_hash"]
-    commit = run_tags.get("mlflow.source.git.commit") or tracking.git_commit()
-    if commit:
-        tags["git_commit"] = commit
-    for key, value in run.data.params.items():
-        tags[f"param.{key}"] = value
+    from ganops import lineage  # not at module level: serving imports this module, not the pipeline's
+
+    # The record's lineage tags, under the version's own names.
+    for tag, key in ((lineage.DATA_HASH_TAG, "data_hash"), (lineage.COMMIT_TAG, "git_commit"),
+                     (lineage.EXPERIMENT_TAG, "dvc_experiment")):
+        if record_tags.get(tag):
+            tags[key] = record_tags[tag]
+    if "git_commit" not in tags and tracking.git_commit():
+        tags["git_commit"] = tracking.git_commit()
     return tags
 
 
-def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, Any]) -> str:
+def describe(run_id: str, tags: dict[str, str], settings: dict[str, Any]) -> str:
     # Rounded for reading; the tags keep the exact values the gate compares.
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(tagged_metrics(tags).items()))
     kind = (f"conditional on {settings['num_classes']} labels" if settings["num_classes"]
             else "unconditional")
     short = {k: (tags.get(k) or "unknown")[:12] for k in ("git_commit", "data_hash", FEATURIZER_TAG)}
-    return (f"{name} v{version}: EMA generator of run {tags['run_id']}, {kind}, latent_dim "
+    experiment = f" of DVC experiment {tags['dvc_experiment']}" if tags.get("dvc_experiment") else ""
+    return (f"EMA generator of run {run_id}{experiment}, {kind}, latent_dim "
             f"{settings['latent_dim']}, images {'x'.join(map(str, settings['image_shape']))}.\n"
             f"Metrics: {metrics or 'none'}.\n"
             f"Commit {short['git_commit']}, data {short['data_hash']}, featurizer {short['featurizer_hash']}.\n"
@@ -328,46 +335,43 @@ def describe(name: str, version: str, tags: dict[str, str], settings: dict[str, 
             'images per request; params {"format": "png"} returns base64 PNGs instead of NHWC floats in [-1, 1].')
 
 
-def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
-                     metrics: dict[str, Any], evidence: dict[str, Any]) -> dict:
-    """Log the generator as a pyfunc model into `run_id`, register a new version with tags and a
-    description, point `cfg.alias` at it, and make it champion when there is none yet."""
+def log_and_register(cfg: RegisterConfig, generator_path: Path, metrics: dict[str, Any],
+                     evidence: dict[str, Any]) -> dict:
+    """Log the generator as a pyfunc model into the active run (this execution's record), register it as a
+    new version with its tags and description in one call, point `cfg.alias` at it, and make it champion
+    when there is none yet."""
     generator = _sampling().load_generator(generator_path)
     settings = {"max_images_per_request": cfg.max_images_per_request,
                 "latent_dim": _sampling().latent_dim(generator),
                 "num_classes": num_classes(generator),
                 "image_shape": [int(d) for d in generator.outputs[0].shape[1:]]}
     client = tracking.client()
+    run_id = mlflow.active_run().info.run_id
     run = client.get_run(run_id)
-    tags = version_tags(metrics, run_id, run)
+    tags = version_tags(metrics, run.data.tags)
     with tempfile.TemporaryDirectory() as tmp:
         settings_path = Path(tmp) / SETTINGS_FILE
         settings_path.write_text(json.dumps(settings))
         code_path = Path(tmp) / MODEL_CODE_FILE
         code_path.write_text(MODEL_CODE)
-        with tracking.resume_run(run_id):
-            info = mlflow.pyfunc.log_model(
-                name=ARTIFACT_NAME,
-                python_model=str(code_path),
-                artifacts={"generator": str(generator_path), "settings": str(settings_path)},
-                code_paths=[str(PACKAGE_DIR)],  # the model carries its own ganops code
-                signature=signature(tuple(settings["image_shape"])),
-                input_example=input_example(settings["num_classes"]),
-                # Stored in the MLmodel file: `promote` reads it without downloading the generator.
-                metadata={"ganops": settings, EVIDENCE_KEY: evidence},
-                registered_model_name=cfg.model_name,
-                # Listed, not inferred: inference loads the model in a subprocess and takes minutes.
-                pip_requirements=_requirements(),
-                params={k.removeprefix("param."): v for k, v in tags.items() if k.startswith("param.")},
-            )
-            numeric = tagged_metrics(tags)
-            if numeric:
-                mlflow.log_metrics({f"eval.{k}": v for k, v in numeric.items()}, model_id=info.model_id)
-    version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(cfg.model_name, version, key, value)
-    client.update_model_version(cfg.model_name, version, description=describe(cfg.model_name, version, tags,
-                                                                                   settings))
+        info = mlflow.pyfunc.log_model(
+            name=ARTIFACT_NAME,
+            python_model=str(code_path),
+            artifacts={"generator": str(generator_path), "settings": str(settings_path)},
+            code_paths=[str(PACKAGE_DIR)],  # the model carries its own ganops code
+            signature=signature(tuple(settings["image_shape"])),
+            input_example=input_example(settings["num_classes"]),
+            # Stored in the MLmodel file: `promote` reads it without downloading the generator.
+            metadata={"ganops": settings, EVIDENCE_KEY: evidence},
+            # Listed, not inferred: inference loads the model in a subprocess and takes minutes.
+            pip_requirements=_requirements(),
+            # The hyperparameters that made this generator; the record holds every section.
+            params={k: v for k, v in run.data.params.items() if k.startswith(MODEL_PARAMS_PREFIX)},
+        )
+    _ensure_registered_model(client, cfg.model_name)
+    version = str(client.create_model_version(
+        cfg.model_name, source=info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id,
+        description=describe(run_id, tags, settings)).version)
     client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
     registered = {"name": cfg.model_name, "version": version, "alias": cfg.alias, "run_id": run_id,
                   "model_uri": f"models:/{cfg.model_name}@{cfg.alias}", "model_id": info.model_id}
@@ -376,7 +380,16 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, run_id: str,
                             "first registered version: no champion yet")
         _record(client, decision)
         registered["champion"] = decision.champion_after
+    mlflow.set_tag(REGISTERED_TAG, f"{cfg.model_name}/{version}")
     return registered
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):  # another execution made it
+            raise
 
 
 def _requirements() -> list[str]:
@@ -625,11 +638,13 @@ def gate_evidence(metrics: dict[str, Any], paired: dict[str, Any]) -> dict[str, 
 
 
 def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, paired_path: str | Path,
-        out_path: str | Path) -> dict:
+        out_path: str | Path, inputs: Any) -> dict:
+    """The register stage, in this execution's MLflow record (`inputs` describe it, should the record start
+    here: a `dvc exp run` that changed only register's params): a `lineage.Inputs`."""
+    from ganops import lineage
     from ganops.training.train import GENERATOR_FILE, RUN_FILE
 
     model_dir = Path(model_dir)
-    run_id = artifacts.read_json(model_dir / RUN_FILE)["run_id"]
     metrics = artifacts.read_json(metrics_path)
     if not isinstance(metrics, dict):
         raise GanopsError(f"{metrics_path}: expected a JSON object of metrics")
@@ -638,7 +653,9 @@ def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, pa
                if key not in paired]
     if missing:
         raise GanopsError(f"{paired_path}: lacks {', '.join(missing)} (rerun the evaluate stage)")
-    registered = log_and_register(cfg, model_dir / GENERATOR_FILE, run_id, metrics, gate_evidence(metrics, paired))
+    with lineage.open_record(inputs):
+        lineage.note_training_run(artifacts.read_json(model_dir / RUN_FILE).get("run_id"))
+        registered = log_and_register(cfg, model_dir / GENERATOR_FILE, metrics, gate_evidence(metrics, paired))
     artifacts.write_json(out_path, registered)
     first = " and champion (the first version)" if registered.get("champion") else ""
     print(f"registered {registered['name']} version {registered['version']} as @{registered['alias']}{first}",

@@ -1,4 +1,4 @@
-"""MLflow wiring: where the store is, one run per pipeline execution, and the tags every run carries.
+"""MLflow wiring: where the store is and which experiment runs go to (`lineage` decides which run).
 
 Tracking URI: `MLFLOW_TRACKING_URI` when set (a team's server); otherwise a SQLite store `mlflow.db` with
 artifacts in `mlruns/`, both at the repository root as absolute paths, so stages that DVC runs in a temp
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 EXPERIMENT_NAME = "ganops"
+# Opens the MLflow UI on its model-training view (runs, models, charts) rather than the GenAI one.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def project_root() -> Path:
@@ -55,11 +55,15 @@ def configure() -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
-    if mlflow.get_experiment_by_name(name) is None:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
         try:
-            mlflow.create_experiment(name, artifact_location=local_artifact_root(uri))
+            mlflow.create_experiment(name, artifact_location=local_artifact_root(uri), tags=EXPERIMENT_KIND)
         except mlflow.exceptions.MlflowException:
             pass  # created concurrently by another stage
+    elif any(experiment.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):  # made by an older ganops
+        for key, value in EXPERIMENT_KIND.items():
+            MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
     mlflow.set_experiment(name)
     return uri
 
@@ -70,33 +74,6 @@ def git_commit() -> str | None:
                               cwd=project_root()).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def run_tags(data_hash: str | None = None) -> dict[str, str]:
-    tags = {"ganops.stage": os.environ.get("DVC_STAGE", "")}
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
-    if data_hash:
-        tags["ganops.data_hash"] = data_hash
-    return {k: v for k, v in tags.items() if v}
-
-
-def start_run(run_name: str | None, tags: Mapping[str, str]) -> mlflow.ActiveRun:
-    configure()
-    return mlflow.start_run(run_name=run_name or os.environ.get("DVC_EXP_NAME"), tags=dict(tags))
-
-
-def resume_run(run_id: str) -> mlflow.ActiveRun:
-    """Reopen the run the train stage started, so one pipeline execution is one MLflow run."""
-    configure()
-    return mlflow.start_run(run_id=run_id)
-
-
-def flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}.{key}": value for key, value in values.items()}
 
 
 def client() -> MlflowClient:

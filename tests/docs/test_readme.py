@@ -59,6 +59,9 @@ RULES = (
                                                   "on PATH, which is all activate does"),
     Rule(r"^\$EDITOR params\.yaml && dvc repro$", "run"),  # EDITOR=true: nothing edited, nothing to rerun
     Rule(r"^dvc exp run .*data\.path=\.\./shared/", "shrink", " ".join(SHRINK_EXPERIMENT), needs_mnist=True),
+    Rule(r"^mkdir -p data/raw/\S+ && cp \.\./shared/data/", "run", needs_mnist=True),
+    Rule(r"^dvc add data/raw/\S+$", "run", needs_mnist=True),
+    Rule(r"^dvc exp run .*data\.path=data/raw/", "shrink", " ".join(SHRINK_EXPERIMENT), needs_mnist=True),
     Rule(r"^dvc (exp run|exp show|metrics show|plots show)\b", "run"),
     Rule(r"^mlflow ui ", "server", "/"),
     Rule(r"^python benchmarks/train_throughput\.py ", "shrink", "--steps 2 --repeats 1"),
@@ -142,7 +145,7 @@ def repo(tmp_path_factory, repo_root) -> tuple[Path, dict]:
     repo.mkdir()
     for name in ("dvc.yaml", ".gitignore", ".dvcignore", "Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy2(repo_root / name, repo / name)
-    for name in ("pipeline", "src", "benchmarks"):
+    for name in ("pipeline", "src", "benchmarks", "data/raw"):
         shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     if SHARED.exists():
         (root / "shared").symlink_to(SHARED)  # the README's ../shared/data paths

@@ -55,10 +55,11 @@ def evidence(full_digits):
 def _register(generator_path, evidence: dict) -> str:
     import mlflow
 
-    with tracking.start_run(run_name="gate", tags={}) as active:
-        mlflow.log_param("train.arch", "mlp")
     metrics = {"fd": evidence["estimates"]["fd"], "featurizer_hash": evidence["featurizer_hash"]}
-    return registry.log_and_register(REGISTER, generator_path, active.info.run_id, metrics, evidence)["version"]
+    tracking.configure()
+    with mlflow.start_run(run_name="gate"):
+        mlflow.log_param("train.arch", "mlp")
+        return registry.log_and_register(REGISTER, generator_path, metrics, evidence)["version"]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganops import imaging, registry
+from ganops import imaging, lineage, registry
 from ganops.config import EvaluateConfig, RegisterConfig, TrainConfig
 from ganops.evaluation import evaluate, report
 from ganops.training import train
@@ -75,7 +75,8 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
 
     # The first registered version becomes the champion; the next report shows its tagged values.
     registered = registry.run(RegisterConfig(), trained / "models", trained / "metrics.json",
-                              trained / "paired.json", trained / "registered.json")
+                              trained / "paired.json", trained / "registered.json",
+                              lineage.Inputs(prepared=prepared_digits))
     _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())
     page = (trained / "report.html").read_text()
     assert f"Champion v{registered['version']}" in page and "not comparable" not in page

@@ -35,7 +35,7 @@ def pipeline_repo(tmp_path_factory, repo_root):
     repo = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(repo_root / name, repo / name)
-    for name in ("pipeline", "src"):
+    for name in ("pipeline", "src", "data/raw"):
         shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     for section, values in SHRUNK.items():
@@ -83,6 +83,55 @@ def test_second_repro_does_nothing(pipeline_repo):
     assert "Running stage" not in again.stdout
 
 
+def _history_lengths(client, run_id: str, prefix: str) -> dict[str, int]:
+    run = client.get_run(run_id)
+    return {key: len(client.get_metric_history(run_id, key)) for key in run.data.metrics if key.startswith(prefix)}
+
+
+def test_experiment_changing_evaluate_gets_its_own_record(pipeline_repo):
+    """`dvc exp run -S evaluate.…` reuses the trained model from DVC's cache; its evaluation and registered
+    version must land in a record of its own, not in the baseline's run."""
+    import mlflow
+
+    repo, env, dvc, _ = pipeline_repo
+    baseline = json.loads((repo / "reports/registered.json").read_text())
+    _run(dvc + ["exp", "run", "-n", "fewer-samples", "-S", "evaluate.num_samples=50"], repo, env)
+    registered = json.loads((repo / "reports/registered.json").read_text())
+    assert json.loads((repo / "reports/metrics.json").read_text())["num_samples"] == 50
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    record = client.get_run(registered["run_id"])
+    assert registered["run_id"] != baseline["run_id"]
+    assert record.info.run_name == "fewer-samples" and record.data.tags["dvc.experiment"] == "fewer-samples"
+    assert record.data.tags["ganops.trained_in_run"] == baseline["run_id"]  # the cached model's training
+    assert record.data.params["evaluate.num_samples"] == "50" and "featurize.feature_dim" in record.data.params
+    inputs = {i.dataset.name: {t.key: t.value for t in i.tags} for i in record.inputs.dataset_inputs}
+    assert {name: tags["mlflow.data.context"] for name, tags in inputs.items()} == {
+        "digits-train": "training", "digits-validation": "validation", "digits-test": "test"}
+    assert {tags["ganops.validation.success"] for tags in inputs.values()} == {"true"}
+    assert {a.path for a in client.list_artifacts(record.info.run_id, "lineage")} == {
+        "lineage/params.yaml", "lineage/dvc.yaml", "lineage/dvc.lock"}
+    assert not any(k.startswith(("train_", "d_loss")) for k in record.data.metrics)  # train did not run here
+
+    # Each record holds its own evaluation, every metric logged once.
+    ours, theirs = (_history_lengths(client, r, "eval.") for r in (registered["run_id"], baseline["run_id"]))
+    assert ours and set(ours.values()) == {1} and set(theirs.values()) == {1}
+    assert client.get_run(baseline["run_id"]).data.metrics["eval.num_samples"] == 60
+
+    # The new version points at the new record and says which experiment made it.
+    version = client.get_model_version(registered["name"], registered["version"])
+    assert version.run_id == registered["run_id"]
+    assert version.tags["dvc_experiment"] == "fewer-samples" and "param.train.arch" not in version.tags
+    assert client.get_model_version(baseline["name"], baseline["version"]).run_id == baseline["run_id"]
+
+    # `dvc exp show` lists each experiment's record and version.
+    shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
+    rows = {rev["name"]: rev["data"]["metrics"]["reports/registered.json"]["data"]
+            for commit in shown for experiment in commit.get("experiments") or [] for rev in experiment["revs"]}
+    assert {k: rows["fewer-samples"][k] for k in ("run_id", "version")} == {
+        "run_id": registered["run_id"], "version": registered["version"]}
+
+
 def test_changing_train_epochs_reruns_only_train_and_downstream(pipeline_repo):
     repo, env, dvc, _ = pipeline_repo
     status = _run(dvc + ["status", "--json"], repo, env)
@@ -120,6 +169,8 @@ def test_experiment_run_with_override_is_listed(pipeline_repo):
     shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
     text = json.dumps(shown)
     assert '"fd"' in text and '"fd_ratio"' in text and '"real"' in text
+    registered = json.loads((repo / "reports/registered.json").read_text())
     with sqlite3.connect(repo / "mlflow.db") as db:
-        tags = db.execute("select value from tags where key = 'dvc.experiment'").fetchall()
+        tags = db.execute("select value from tags where key = 'dvc.experiment' and run_uuid = ?",
+                          (registered["run_id"],)).fetchall()
     assert len(tags) == 1  # the experiment's run is tagged with its DVC name

@@ -38,19 +38,32 @@ def save_tiny_generator(path: Path, seed: int = 0) -> Path:
 
 
 def register_version(generator_path: Path, metrics: dict, cfg=None, evidence: dict | None = None) -> dict:
-    """What train + register do to the store: one run with params, then a registered version carrying the gate's
-    evidence (synthetic, from `metrics["fd"]`, unless given)."""
+    """What train + register do to the store: a record with params, then a registered version logged into it
+    carrying the gate's evidence (synthetic, from `metrics["fd"]`, unless given)."""
     import mlflow
 
-    from ganops import registry, tracking
+    from ganops import lineage, registry, tracking
     from ganops.config import RegisterConfig
 
-    with tracking.start_run(run_name="test", tags={"ganops.data_hash": "d" * 40}) as active:
-        mlflow.log_params({"train.arch": "mlp", "train.latent_dim": LATENT_DIM})
     if evidence is None:
         evidence = synthetic_evidence(metrics["fd"], featurizer=metrics["featurizer_hash"])
-    return registry.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
-                                     active.info.run_id, metrics, evidence)
+    tracking.configure()
+    with mlflow.start_run(run_name="test", tags={lineage.DATA_HASH_TAG: "d" * 40}):
+        mlflow.log_params({"train.arch": "mlp", "train.latent_dim": LATENT_DIM})
+        return registry.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
+                                         metrics, evidence)
+
+
+def write_prepared_info(folder: Path) -> Path:
+    """The one file of a prepared folder that a record needs (its datasets' shapes, counts and hash)."""
+    from ganops import artifacts
+    from ganops.data import prepare
+
+    folder.mkdir(parents=True, exist_ok=True)
+    artifacts.write_dataset_info(folder / prepare.INFO_FILE, artifacts.DatasetInfo(
+        source="digits", height=8, width=8, channels=1, num_classes=10, train_count=60, validation_count=20,
+        test_count=20, data_hash="d" * 40))
+    return folder
 
 
 def metrics(fd_ratio: float, featurizer: str = "f" * 40) -> dict:

@@ -9,10 +9,10 @@ import mlflow
 import pandas as pd
 import pytest
 from registry_helpers import IMAGE_SHAPE, VENV_BIN, clean_env, free_port, metrics, save_tiny_generator, server
-from registry_helpers import synthetic_paired, write_params
+from registry_helpers import synthetic_paired, write_params, write_prepared_info
 from typer.testing import CliRunner
 
-from ganops import registry, tracking
+from ganops import lineage, registry, tracking
 from ganops.cli import app
 from ganops.config import RegisterConfig
 
@@ -32,9 +32,11 @@ def stage_outputs(folder, fd_ratio):
     """What train and evaluate leave for register: the generator, the run id, the metrics, the paired evidence."""
     folder.mkdir()
     save_tiny_generator(folder / "generator.keras")
-    with tracking.start_run(run_name=folder.name, tags=tracking.run_tags("d" * 40)) as active:
+    tracking.configure()
+    with mlflow.start_run(run_name=folder.name) as active:
         mlflow.log_params({"train.arch": "mlp"})
     (folder / "run.json").write_text(json.dumps({"run_id": active.info.run_id}))
+    write_prepared_info(folder / "prepared")
     (folder / "metrics.json").write_text(json.dumps(metrics(fd_ratio)))
     (folder / "paired.json").write_text(json.dumps(synthetic_paired(2.0 * fd_ratio)))
     return folder
@@ -48,7 +50,8 @@ def test_register_and_promote_against_a_tracking_server(tracking_server, tmp_pat
 
     for name, fd_ratio in (("first", 3.0), ("second", 2.0)):
         outputs = stage_outputs(tmp_path / name, fd_ratio)
-        registry.run(cfg, outputs, outputs / "metrics.json", outputs / "paired.json", outputs / "registered.json")
+        registry.run(cfg, outputs, outputs / "metrics.json", outputs / "paired.json", outputs / "registered.json",
+                     lineage.Inputs(prepared=outputs / "prepared"))
 
     result = CliRunner().invoke(app, ["promote", "--params", str(write_params(tmp_path / "params.yaml"))])
     assert result.exit_code == 0, result.output

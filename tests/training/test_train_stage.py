@@ -8,9 +8,9 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
-import pytest
+import yaml
 
-from ganops import registry
+from ganops import lineage, registry
 from ganops.config import EvaluateConfig, FeaturizeConfig, RegisterConfig, TrainConfig
 from ganops.evaluation import evaluate, featurizer
 from ganops.training import train
@@ -23,8 +23,10 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     featurizer.run(FeaturizeConfig(epochs=3, min_steps=0, feature_dim=16), prepared_digits, tmp_path / "featurizer.keras",
                    tmp_path / "featurizer.json")
     said = []
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump({"train": cfg.model_dump(mode="json")}))
     result = train.run(cfg, prepared_digits, models, checkpoints, featurizer_path=tmp_path / "featurizer.keras",
-                       say=said.append)
+                       params_path=params_path, say=said.append)
     assert said[0].startswith("train: 1× cpu") and len(said) == 1
     assert result.steps == 3 * (195 // 32) and not result.stopped_by_budget
     assert list(pd.read_csv(models / train.HISTORY_FILE)["epoch"]) == [1, 2, 3]
@@ -45,7 +47,10 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     monitored = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "monitor.fd_ratio")
     assert [m.step for m in monitored] == [2, 3] and all(np.isfinite(m.value) and m.value > 0 for m in monitored)
     registered = registry.run(RegisterConfig(), models, tmp_path / "metrics.json", tmp_path / "paired.json",
-                              tmp_path / "registered.json")
+                              tmp_path / "registered.json", lineage.Inputs(prepared=prepared_digits))
+    # One process, one execution: evaluate and register wrote into the record train started.
+    assert registered["run_id"] == record["run_id"]
+    assert len(mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "eval.fd")) == 1
     model = registry.load(f"models:/{registered['name']}@{registered['alias']}")
     images = model.predict(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 4.0}]))
     assert np.asarray(images).shape == (3, 8, 8, 1)

@@ -186,8 +186,23 @@ def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig
     return tuple(np.sort(np.concatenate(parts[name])) for name in SPLITS)
 
 
-def run(cfg: DataConfig, out_dir: str | Path) -> artifacts.DatasetInfo:
-    """Load, split, scale and summarise; write everything into `out_dir` in one atomic swap."""
+def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
+    """A note when `data.path` (or the label file) lies outside `raw_dir`, the folder the prepare stage
+    depends on: DVC then cannot see an edit in place."""
+    outside = [path for path in (cfg.path, cfg.labels_path)
+               if path is not None and not Path(path).resolve().is_relative_to(raw_dir.resolve())]
+    if not outside:
+        return None
+    return (f"{', '.join(map(str, outside))} is outside {raw_dir}/, which DVC tracks: editing it in place will not "
+            f"rerun prepare (copy it there and `dvc add` it; see {raw_dir}/README.md)")
+
+
+def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None) -> artifacts.DatasetInfo:
+    """Load, split, scale and summarise; write everything into `out_dir` in one atomic swap. `raw_dir`: the
+    folder of the user's DVC-tracked images, to note inputs that lie outside it."""
+    note = untracked_input(cfg, Path(raw_dir)) if raw_dir is not None else None
+    if note:
+        print(f"prepare: note: {note}", file=sys.stderr, flush=True)
     loaded = sources.load(cfg, in_background=True)
     for skipped_file, problem in loaded.skipped:
         print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)

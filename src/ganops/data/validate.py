@@ -22,6 +22,7 @@ import dataclasses
 import datetime
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganops import artifacts
+from ganops import artifacts, offline_assets
 from ganops.config import ValidateConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
@@ -65,9 +66,15 @@ class ValidationReport:
         return sum(self.checks.values())
 
     def summary(self) -> dict[str, Any]:
-        """The flat document written as `summary.json` (DVC metrics)."""
+        """Every check by name, written as `summary.json` beside the Data Docs."""
         return {"success": self.success, "evaluated": self.evaluated,
                 "successful": self.passed, "failed": self.evaluated - self.passed, **self.checks}
+
+    def verdict(self) -> dict[str, Any]:
+        """The slim document for `dvc exp show` and MLflow's dataset records: success, counts, failed names."""
+        return {"success": self.success, "rows": self.rows, "checks": self.evaluated,
+                "failed": self.evaluated - self.passed,
+                "failed_checks": ", ".join(name for name, ok in self.checks.items() if not ok)}
 
 
 # A failure describer turns a GX expectation result (its `result` dict) into one readable line.
@@ -89,8 +96,10 @@ class _Table:
     checks: list[_Check]
 
 
-def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path) -> ValidationReport:
-    """Validate `prepared_dir`; write result.json, summary.json and docs/ into `out_dir`.
+def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path,
+        verdict_path: str | Path | None = None) -> ValidationReport:
+    """Validate `prepared_dir`; write result.json, summary.json and docs/ into `out_dir`, and the slim verdict
+    (`ValidationReport.verdict`) to `verdict_path` when given.
 
     Raises GanopsError after writing the outputs when any check fails.
     """
@@ -107,11 +116,17 @@ def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path) -> V
         tmp.mkdir()
         # GX resolves a relative base_directory against its own context root, not the working directory.
         results, report = _validate(gx, tables, docs_dir=(tmp / DOCS_DIR).resolve())
+        # GX's pages load their styling, icons and scripts from CDNs; point them at local pinned copies.
+        docs = offline_assets.localize_data_docs(tmp / DOCS_DIR)
+        if docs.warning:
+            print(f"validate: warning: {docs.warning}", file=sys.stderr, flush=True)
         (tmp / RESULT_FILE).write_text(json.dumps({
             "failures": report.failures,
             "validations": {name: result.to_json_dict() for name, result in results.items()},
         }, indent=2) + "\n")
         artifacts.write_json(tmp / SUMMARY_FILE, report.summary())
+    if verdict_path is not None:
+        artifacts.write_json(verdict_path, report.verdict())
 
     if not report.success:
         raise GanopsError(

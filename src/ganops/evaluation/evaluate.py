@@ -20,7 +20,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ganops import artifacts, imaging, metric_specs, registry, tracking
+from ganops import artifacts, imaging, lineage, metric_specs, registry
 from ganops.config import EvaluateConfig, RegisterConfig
 from ganops.data import prepare
 from ganops.evaluation import baselines, metrics, report
@@ -242,11 +242,12 @@ def summary_line(results: dict, featurizer: featurizer_lib.Featurizer) -> str:
 def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, featurizer_path: str | Path,
         metrics_path: str | Path, samples_path: str | Path, *, paired_path: str | Path | None = None,
         figures_dir: str | Path | None = None, report_path: str | Path | None = None,
-        register_cfg: RegisterConfig | None = None) -> dict:
+        register_cfg: RegisterConfig | None = None, params_path: str | Path | None = None,
+        validation_path: str | Path | None = None) -> dict:
     """Sample the trained generator, compute every metric on the test split, write metrics.json, the gate's
     paired bootstrap evidence and the sample grid, and (when given the paths) the figures folder and the HTML
-    report; log all of it to the training run. With `register_cfg` the report also shows the registry's
-    champion."""
+    report; log all of it to this execution's MLflow record (`lineage`), the metrics once, against the test
+    dataset. With `register_cfg` the report also shows the registry's champion."""
     prepared_dir, model_dir = Path(prepared_dir), Path(model_dir)
     info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
     splits = {name: artifacts.read_split(prepared_dir / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
@@ -270,8 +271,11 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
     if figures_dir is not None:
         figures = write_figures(evaluation, featurizer.num_classes, Path(figures_dir), upscale)
 
-    run_id = artifacts.read_json(model_dir / RUN_FILE)["run_id"]
-    with tracking.resume_run(run_id):
+    inputs = lineage.Inputs(prepared=prepared_dir, params=Path(params_path) if params_path else None,
+                            validation=Path(validation_path) if validation_path else None)
+    with lineage.open_record(inputs) as active:
+        run_id = active.info.run_id
+        lineage.note_training_run(artifacts.read_json(model_dir / RUN_FILE).get("run_id"))
         champion = champion_summary(register_cfg) if register_cfg is not None else None
         if report_path is not None:
             report.write(report_path, report.Context(
@@ -280,7 +284,8 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
                 class_table=evaluation.class_table,
                 neighbour_distances=evaluation.neighbours[2], history=model_dir / HISTORY_FILE,
                 conditional=bool(classes)))
-        mlflow.log_metrics({f"eval.{k}": v for k, v in numeric_items(results).items()})
+        mlflow.log_metrics({f"eval.{k}": v for k, v in numeric_items(results).items()},
+                           dataset=lineage.dataset(prepared_dir, info, "test"))
         mlflow.set_tag("ganops.featurizer_hash", featurizer.hash)
         for path in (metrics_path, paired_path, samples_path, report_path, *figures.values()):
             if path is not None:

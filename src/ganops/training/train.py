@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ganops import artifacts, tracking
+from ganops import artifacts, lineage, tracking
 from ganops.config import TrainConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
@@ -35,7 +35,7 @@ from ganops.training import callbacks, checkpoint, devices
 
 GENERATOR_FILE = "generator.keras"  # the EMA generator: what evaluate, register and serve use
 HISTORY_FILE = "history.csv"  # per-epoch losses (and the monitor's distances where it ran), DVC plots
-RUN_FILE = "run.json"  # the MLflow run id that evaluate and register reopen
+RUN_FILE = "run.json"  # which MLflow run trained this generator (a later execution may reuse it from DVC's cache)
 SAMPLE_GRID_SIZE = 64  # images in the fixed-latent grid logged during training
 CHUNK_SECONDS = 1.0  # target duration of one multi-step call
 HISTORY_COLUMNS = ["epoch", "step", "d_loss", "g_loss", "seconds"]
@@ -256,29 +256,29 @@ def train(cfg: TrainConfig, train_split: artifacts.Split, *, num_classes: int | 
                        plan=plan)
 
 
-def _start_or_resume_run(checkpoint_dir: Path | None, run_fingerprint: dict, tags: dict, say):
-    """The MLflow run of an interrupted execution of this stage (same fingerprint), else a new one."""
+def _interrupted_run(checkpoint_dir: Path | None, run_fingerprint: dict, say) -> str | None:
+    """The MLflow run of an interrupted execution of this stage (same fingerprint), if it still exists."""
     import mlflow
 
     run_id = checkpoint.unfinished_run(checkpoint_dir, run_fingerprint) if checkpoint_dir else None
-    if run_id:
-        try:
-            active = tracking.resume_run(run_id)
-            say(f"train: continuing MLflow run {run_id}")
-            return active, True
-        except mlflow.exceptions.MlflowException:
-            say(f"train: MLflow run {run_id} of the interrupted execution is gone; starting a new one")
-    return tracking.start_run(run_name=None, tags=tags), False
+    if run_id is None:
+        return None
+    tracking.configure()
+    try:
+        mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        say(f"train: MLflow run {run_id} of the interrupted execution is gone; starting a new one")
+        return None
+    say(f"train: continuing MLflow run {run_id}")
+    return run_id
 
 
-def _log_params(params: dict, resumed: bool) -> None:
-    """Log params; a resumed run keeps the values it has (MLflow refuses to change a param) and gets only
-    new keys — e.g. a grown `train.epochs` stays at its first value there, the checkpoint records the rest."""
+def _log_params(params: dict) -> None:
+    """Log the stage's own params; a resumed run keeps the values it has (MLflow refuses to change a param)."""
     import mlflow
 
-    if resumed:
-        existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
-        params = {k: v for k, v in params.items() if k not in existing}
+    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    params = {k: v for k, v in params.items() if k not in existing}
     if params:
         mlflow.log_params(params)
 
@@ -301,10 +301,12 @@ def quality_monitor(cfg: TrainConfig, featurizer_path: str | Path | None, prepar
 
 def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
         checkpoint_dir: str | Path | None = None, featurizer_path: str | Path | None = None,
+        params_path: str | Path | None = None, validation_path: str | Path | None = None,
         say=print) -> TrainResult:
-    """The train stage: train (resuming from `checkpoint_dir` when possible), then write the EMA generator,
-    history and run id into `out_dir`. `featurizer_path` (the featurize stage's network) is loaded only for
-    the quality monitor."""
+    """The train stage: train (resuming from `checkpoint_dir` when possible) in this execution's MLflow
+    record (`lineage`; `params_path` and `validation_path` are logged there), then write the EMA generator,
+    history and training run id into `out_dir`. `featurizer_path` (the featurize stage's network) is loaded
+    only for the quality monitor."""
     import mlflow
 
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
@@ -324,16 +326,16 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
         latent = latent.astype(np.float32)
         grid_labels = (np.arange(per_class * classes) % classes).astype(np.int32)
 
-    active, resumed = _start_or_resume_run(checkpoint_dir, run_fingerprint,
-                                           tracking.run_tags(info.data_hash), say)
-    with active:
+    inputs = lineage.Inputs(prepared=prepared_dir, params=_optional_path(params_path),
+                            validation=_optional_path(validation_path))
+    with lineage.open_record(inputs, resume_run_id=_interrupted_run(checkpoint_dir, run_fingerprint, say)) as active:
         run_id = active.info.run_id
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=False)
-        _log_params({**tracking.flatten("train", cfg.model_dump(mode="json")),
-                     "data.source": info.source, "data.train_count": info.train_count,
-                     "data.image_shape": "x".join(map(str, info.image_shape)), **plan.params()}, resumed)
+        # params.yaml's sections are the record's; these are what the stage derived from them and the data.
+        _log_params({"data.train_count": info.train_count, "data.image_shape": "x".join(map(str, info.image_shape)),
+                     **plan.params()})
         result = train(cfg, train_split, num_classes=classes, data_hash=info.data_hash,
                        checkpoint_dir=checkpoint_dir, plan=plan, monitor=monitor, say=say, extra_callbacks=[
                            callbacks.MlflowEpochMetrics(),
@@ -356,3 +358,7 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     if checkpoint_dir is not None:
         checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=True)
     return result
+
+
+def _optional_path(path: str | Path | None) -> Path | None:
+    return Path(path) if path is not None else None
