@@ -67,7 +67,8 @@ def main() -> None:
 
     from ganops import artifacts
     from ganops.config import EvaluateConfig, FeaturizeConfig
-    from ganops.evaluation import evaluate, featurizer, metrics
+    from ganops.evaluation import evaluate
+    from ganops.features import featurizer, metrics
 
     test_images, labels, origin = real_images(args.count)
     train = artifacts.Split(perturbed(test_images, 1, 0.05, seed=1), labels)

@@ -53,7 +53,7 @@ def load_images(image_size: int, channels: int):
         cfg = DataConfig(image_size=image_size, channels=channels, validation_fraction=0.01, test_fraction=0.01)
     with tempfile.TemporaryDirectory() as tmp:
         prepare.run(cfg, Path(tmp) / "prepared")
-        split = artifacts.read_split(Path(tmp) / "prepared" / prepare.TRAIN_FILE)
+        split = artifacts.read_split(Path(tmp) / "prepared" / artifacts.PreparedData.SPLIT_FILES["train"])
     return split.images, cfg.source
 
 

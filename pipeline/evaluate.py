@@ -25,11 +25,13 @@ def main() -> None:
 
     from ganops.config import load_params
     from ganops.evaluation import evaluate
+    from ganops.registry import champion
 
     params = load_params(args.params)
     results = evaluate.run(params.evaluate, args.prepared, args.models, args.featurizer, args.metrics, args.samples,
                            paired_path=args.paired, figures_dir=args.figures, report_path=args.report,
-                           register_cfg=params.registry, params_path=args.params, validation_path=args.validation)
+                           champion=champion.summary(params.registry), params_path=args.params,
+                           validation_path=args.validation)
     written = ", ".join((args.metrics, args.paired, args.samples, args.figures, args.report))
     print(f"evaluate: wrote {written} (fd_ratio {results['fd_ratio']:.3g} at n={results['num_samples']})", flush=True)
 

@@ -16,7 +16,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ganops.config import load_params
-    from ganops.evaluation import featurizer
+    from ganops.features import featurizer
 
     summary = featurizer.run(load_params(args.params).featurize, args.prepared, args.model, args.metrics)
     if "validation_accuracy" in summary:

@@ -15,14 +15,15 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="move the champion even if the gate says no")
     args = parser.parse_args()
 
-    from ganops import artifacts, registry
+    from ganops import artifacts
     from ganops.config import load_params
+    from ganops.registry import promotion
 
     params = load_params(args.params)
     # The version this pipeline registered: on a shared server someone may have registered a newer one.
-    registered = str(artifacts.read_json(args.registered).get("version"))
-    decision = registry.promote(params.registry, params.promote, force=args.force, expected_candidate=registered)
-    registry.write_decision(args.out, decision)
+    registered = artifacts.read_record(args.registered, artifacts.RegisteredVersion).version
+    decision = promotion.promote(params.registry, params.promote, force=args.force, expected_candidate=registered)
+    promotion.write_decision(args.out, decision)
     print(f"promote: wrote {args.out} ({decision.line()})", flush=True)
 
 

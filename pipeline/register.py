@@ -20,13 +20,14 @@ def main() -> None:
 
     from pathlib import Path
 
-    from ganops import lineage, registry
+    from ganops import lineage
     from ganops.config import load_params
+    from ganops.registry import registration
 
     inputs = lineage.Inputs(prepared=Path(args.prepared), params=Path(args.params),
                             validation=Path(args.validation) if args.validation else None)
-    registered = registry.run(load_params(args.params).registry, args.models, args.metrics, args.paired, args.out,
-                              inputs)
+    registered = registration.run(load_params(args.params).registry, args.models, args.metrics, args.paired,
+                                  args.out, inputs)
     print(f"register: wrote {args.out} ({registered['name']} version {registered['version']} "
           f"@{registered['alias']})", flush=True)
 

@@ -8,7 +8,10 @@ Formats:
   `labels` int64 (absent for unlabelled data).
 - dataset info (`dataset.json`): shape, class count, split sizes and the content hash of the data.
 - summary table (`summary.parquet`): one row per image, the columns in `SUMMARY_COLUMNS`.
-- JSON documents (metrics, run ids, registered versions): `write_json` / `read_json`.
+- JSON documents: `write_json` / `read_json`; the typed ones (the training run, the registered version, the
+  validation verdict) as dataclasses through `write_record` / `read_record`.
+- stage folders: `PreparedData` and `ModelFolder` name the files inside, so a reader never imports the stage
+  that wrote them to learn a name.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from ganops.errors import GanopsError
+
+RecordT = TypeVar("RecordT")
 
 # Columns of the per-image summary table, in order. Validation runs over this table rather than
 # over raw pixels (784 expectations per image would be far too slow).
@@ -182,3 +187,130 @@ def read_summary(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise GanopsError(f"{path}: file not found (run the prepare stage first)")
     return pd.read_parquet(path)
+
+
+def write_record(path: str | Path, record: Any) -> None:
+    """A typed record (a dataclass below) as JSON."""
+    write_json(path, dataclasses.asdict(record))
+
+
+def read_record(path: str | Path, kind: type[RecordT]) -> RecordT:
+    """A typed record back from JSON; a missing field is an error naming the file and the field."""
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise GanopsError(f"{path}: expected a JSON object ({kind.__name__})")
+    fields = {field.name: field for field in dataclasses.fields(kind)}
+    missing = [name for name, field in fields.items() if name not in raw
+               and field.default is dataclasses.MISSING]
+    if missing:
+        raise GanopsError(f"{path}: lacks {', '.join(missing)} (rerun the stage that writes it)")
+    return kind(**{name: raw[name] for name in fields if name in raw})
+
+
+# --- Stage folders: the names of the files one stage writes and another reads, each written once -----------
+
+SPLITS = ("train", "validation", "test")  # what the GAN learns from; what tuning measures on; what evaluate reports
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """The prepare stage's folder (`data/prepared`): one `.npz` per split, the per-image summary table, the
+    dataset info and the provenance of the images (source, path, class names, skipped files)."""
+
+    root: Path
+    SPLIT_FILES: ClassVar[dict[str, str]] = {split: f"{split}.npz" for split in SPLITS}
+    SUMMARY_FILE: ClassVar[str] = "summary.parquet"
+    INFO_FILE: ClassVar[str] = "dataset.json"
+    SOURCE_FILE: ClassVar[str] = "source.json"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    def split_path(self, split: str) -> Path:
+        return self.root / self.SPLIT_FILES[split]
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / self.SUMMARY_FILE
+
+    @property
+    def info_path(self) -> Path:
+        return self.root / self.INFO_FILE
+
+    @property
+    def source_path(self) -> Path:
+        return self.root / self.SOURCE_FILE
+
+    def read_split(self, split: str) -> Split:
+        return read_split(self.split_path(split))
+
+    def read_splits(self) -> dict[str, Split]:
+        return {split: self.read_split(split) for split in SPLITS}
+
+    def read_info(self) -> DatasetInfo:
+        return read_dataset_info(self.info_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """`run.json` in the model folder: which MLflow run trained the generator beside it (a later execution may
+    reuse the folder from DVC's cache) and how the training went."""
+
+    run_id: str
+    steps: int
+    seconds: float
+    stopped_by_budget: bool
+    resumed_from: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFolder:
+    """The train stage's folder (`models/gan`): the EMA generator (what evaluate, register and serving use), the
+    per-epoch history (losses, the monitor's distances; DVC plots) and the training run record."""
+
+    root: Path
+    GENERATOR_FILE: ClassVar[str] = "generator.keras"
+    HISTORY_FILE: ClassVar[str] = "history.csv"
+    RUN_FILE: ClassVar[str] = "run.json"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def generator_path(self) -> Path:
+        return self.root / self.GENERATOR_FILE
+
+    @property
+    def history_path(self) -> Path:
+        return self.root / self.HISTORY_FILE
+
+    @property
+    def run_path(self) -> Path:
+        return self.root / self.RUN_FILE
+
+    def read_run(self) -> TrainingRun:
+        return read_record(self.run_path, TrainingRun)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredVersion:
+    """`registered.json`, written by register (a DVC metric: `dvc exp show` lists it) and read by promote."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str  # the execution's MLflow record the version was logged in
+    model_uri: str
+    model_id: str
+    champion: str | None = None  # set when this version also became the champion (the first one)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationVerdict:
+    """`reports/validation.json`, written by validate (a DVC metric), logged with the datasets' MLflow records."""
+
+    success: bool
+    rows: int
+    checks: int
+    failed: int
+    failed_checks: str  # comma-separated names; empty when every check passed

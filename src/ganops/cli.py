@@ -1,19 +1,17 @@
 """The `ganops` console script (typer), thin like pipeline/: parse options, load params, call the library,
-print one line. A GanopsError becomes one line on stderr and exit status 1; the user-facing help is HELP."""
+print one line. A GanopsError becomes one line on stderr and exit status 1 (`stage.entry_point`, as in the
+pipeline's stage scripts); the user-facing help is HELP."""
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ganops import startup
-from ganops.errors import GanopsError
-
-startup.setup()  # before anything imports TensorFlow, GX or MLflow: quiet logs, the Keras backend pinned
+# Importing `stage` runs `startup.setup()` before anything imports TensorFlow, GX or MLflow: quiet logs, the
+# Keras backend pinned.
+from ganops.stage import entry_point
 
 # Plain click formatting (rich_markup_mode=None): `\b` keeps the example block as written, in any terminal.
 HELP = """Promote and sample the GAN generators that the ganops pipeline (`dvc repro`) registers in MLflow.
@@ -64,17 +62,8 @@ def main(
 
 
 def _user_errors(command):
-    """A GanopsError becomes one line on stderr and exit status 1; anything else keeps its traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except GanopsError as exc:
-            print(f"ganops {command.__name__}: error: {exc}", file=sys.stderr, flush=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+    """`ganops COMMAND: error: MESSAGE` and exit status 1 for a GanopsError (see `stage.entry_point`)."""
+    return entry_point(command, name=command.__name__)
 
 
 @app.command(short_help="Decide candidate vs champion on evidence; move the champion alias if better.")
@@ -92,13 +81,13 @@ def promote(
     Prints one line: the decision and its evidence. The decision is also recorded as version tags
     (promotion.decision, promotion.reason) unless --dry-run is given.
     """
-    from ganops import registry
     from ganops.config import load_params
+    from ganops.registry import promotion
 
     loaded = load_params(params)
-    decision = registry.promote(loaded.registry, loaded.promote, force=force, dry_run=dry_run)
+    decision = promotion.promote(loaded.registry, loaded.promote, force=force, dry_run=dry_run)
     if out is not None:
-        registry.write_decision(out, decision)
+        promotion.write_decision(out, decision)
     print(decision.line(), flush=True)
 
 
@@ -119,14 +108,14 @@ def generate(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Write N images (-n) from a registered generator into --out as PNGs, plus grid.png."""
-    from ganops import registry
+    from ganops.registry import serving
 
     if model is None:
         from ganops.config import load_params
 
         cfg = load_params(params).registry
         model = f"models:/{cfg.model_name}@{cfg.champion_alias}"
-    written = registry.generate_pngs(model, count, seed, label, out)
+    written = serving.generate_pngs(model, count, seed, label, out)
     print(f"wrote {written} images and grid.png to {out} from {model}", flush=True)
 
 

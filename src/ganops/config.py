@@ -66,7 +66,7 @@ class ValidateConfig(_Section):
 
 
 class FeaturizeConfig(_Section):
-    """The feature space every distance is measured in (see `ganops.evaluation.featurizer`)."""
+    """The feature space every distance is measured in (see `ganops.features.featurizer`)."""
 
     kind: Literal["auto", "inception"] = "auto"  # auto: a CNN classifier when labelled, else a CNN autoencoder
     inception_weights: str | None = None  # kind inception: a local Keras InceptionV3 no-top weights file

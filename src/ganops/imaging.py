@@ -1,7 +1,9 @@
-"""Turning model outputs into pictures: [-1, 1] floats → uint8, grids, PNG files."""
+"""Turning model outputs into pictures: [-1, 1] floats → uint8, grids, PNG files and base64 PNG text."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from pathlib import Path
 
@@ -36,7 +38,18 @@ def upscale_for_display(side: int, target: int = 224) -> int:
     return max(1, target // (side * 8))
 
 
+def _image(picture: np.ndarray) -> Image.Image:
+    """A uint8 HWC picture as a PIL image (one channel → greyscale)."""
+    return Image.fromarray(picture[..., 0] if picture.shape[-1] == 1 else picture)
+
+
 def save_png(path: str | Path, picture: np.ndarray) -> None:
-    picture = picture[..., 0] if picture.shape[-1] == 1 else picture
     with artifacts.atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
+        _image(picture).save(tmp, format="PNG")
+
+
+def png_base64(picture: np.ndarray) -> str:
+    """A uint8 HWC picture as base64 PNG text (how the served model returns images)."""
+    buffer = io.BytesIO()
+    _image(picture).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

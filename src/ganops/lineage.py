@@ -38,7 +38,6 @@ from mlflow.types.schema import Schema, TensorSpec
 
 from ganops import artifacts, tracking
 from ganops.config import load_params
-from ganops.data import prepare
 
 EXECUTION_TAG = "ganops.execution"
 EXPERIMENT_TAG = "dvc.experiment"
@@ -118,7 +117,7 @@ def open_record(inputs: Inputs, resume_run_id: str | None = None) -> Iterator[ml
     execution's record (MLflow keeps one run for one training)."""
     tracking.configure()
     key = execution_key()
-    info = artifacts.read_dataset_info(inputs.prepared / prepare.INFO_FILE)
+    info = artifacts.PreparedData(inputs.prepared).read_info()
     run_id = resume_run_id or find_record(key)
     if run_id is not None:
         active = mlflow.start_run(run_id=run_id)
@@ -144,7 +143,7 @@ def _log_lineage(inputs: Inputs, info: artifacts.DatasetInfo, skip_existing_para
         if path is not None:
             _log_if_present(path)
     verdict = validation_tags(inputs.validation)
-    for split in prepare.SPLITS:
+    for split in artifacts.SPLITS:
         mlflow.log_input(dataset(inputs.prepared, info, split), context=CONTEXTS[split],
                          tags={"ganops.rows": str(_split_count(info, split)), **verdict})
 
@@ -166,16 +165,16 @@ def validation_tags(path: Path | None) -> dict[str, str]:
     """Great Expectations' verdict on the prepared data, as tags of each dataset input."""
     if path is None:
         return {}
-    verdict = artifacts.read_json(path)
-    return {"ganops.validation.success": str(verdict["success"]).lower(),
-            "ganops.validation.checks": str(verdict["checks"]),
-            "ganops.validation.failed_checks": verdict["failed_checks"] or "none"}
+    verdict = artifacts.read_record(path, artifacts.ValidationVerdict)
+    return {"ganops.validation.success": str(verdict.success).lower(),
+            "ganops.validation.checks": str(verdict.checks),
+            "ganops.validation.failed_checks": verdict.failed_checks or "none"}
 
 
 def dataset(prepared_dir: Path, info: artifacts.DatasetInfo, split: str) -> MetaDataset:
     """A prepared split as an MLflow dataset: named after the source and split, digest the data hash, source
     the file in the user's repository (not DVC's temp copy of it)."""
-    path = prepared_dir / prepare.SPLIT_FILES[split]
+    path = artifacts.PreparedData(prepared_dir).split_path(split)
     source = path if path.is_absolute() else tracking.project_root() / path
     specs = [TensorSpec(np.dtype(np.float32), (-1, *info.image_shape), "images")]
     if info.labelled:

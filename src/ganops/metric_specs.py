@@ -4,7 +4,7 @@ interval are computed, and what it means.
 The evaluate stage writes exactly these keys, the report shows them with these descriptions, the
 registry gate decides on one of them (`promote.metric` is checked against `GATE_METRICS` when params
 load), and the training monitor logs the first of them. This module holds data only, so the config layer
-can check names against it without importing the numerical code (`evaluation/metrics.py` computes them).
+can check names against it without importing the numerical code (`features/metrics.py` computes them).
 
 Every metric is measured on several image sets of the same size n against one reference sample of the
 test split, in the featurizer's space (`SETS`):

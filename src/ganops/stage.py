@@ -1,4 +1,5 @@
-"""What every pipeline entry point shares: quiet logs and the mapping from user errors to an exit code."""
+"""What every entry point shares (the pipeline's stage scripts and the `ganops` command): quiet logs and the
+mapping from user errors to an exit code."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
 from ganops import startup
 from ganops.errors import GanopsError
@@ -14,16 +16,20 @@ from ganops.errors import GanopsError
 startup.setup()
 
 
-def entry_point(main: Callable[..., object]) -> Callable[..., None]:
-    """Run `main`; a GanopsError becomes one line on stderr and exit status 1."""
+Result = TypeVar("Result")
+
+
+def entry_point(main: Callable[..., Result], name: str | None = None) -> Callable[..., Result]:
+    """Run `main`; a GanopsError becomes `ganops NAME: error: MESSAGE` on stderr and exit status 1, anything
+    else keeps its traceback. NAME is `name`, else the DVC stage running, else the script's file name."""
 
     @functools.wraps(main)
-    def wrapper(*args, **kwargs) -> None:
+    def wrapper(*args, **kwargs) -> Result:
         try:
-            main(*args, **kwargs)
+            return main(*args, **kwargs)
         except GanopsError as exc:
-            name = os.environ.get("DVC_STAGE") or os.path.basename(sys.argv[0]).removesuffix(".py")
-            print(f"ganops {name}: error: {exc}", file=sys.stderr, flush=True)
+            who = name or os.environ.get("DVC_STAGE") or os.path.basename(sys.argv[0]).removesuffix(".py")
+            print(f"ganops {who}: error: {exc}", file=sys.stderr, flush=True)
             sys.exit(1)
 
     return wrapper

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sample_files import sample_images, write_csv, write_folder, write_idx, write_params
 
+from ganops import artifacts
 from ganops.config import DataConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
@@ -209,9 +210,9 @@ def test_skip_unreadable_skips_and_reports_each_file(tmp_path):
     assert result.returncode == 0, result.stderr
     skipped_lines = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped_lines) == 2 and "bad.png: cannot read image" in skipped_lines[1]
-    provenance = prepare.artifacts.read_json(out / prepare.SOURCE_FILE)
+    provenance = prepare.artifacts.read_json(out / artifacts.PreparedData.SOURCE_FILE)
     assert [Path(s["file"]).name for s in provenance["skipped"]] == ["00002.png", "bad.png"]
-    info = prepare.artifacts.read_dataset_info(out / prepare.INFO_FILE)
+    info = prepare.artifacts.read_dataset_info(out / artifacts.PreparedData.INFO_FILE)
     # 12 written, 00002.png broken, bad.png added
     assert info.train_count + info.validation_count + info.test_count == 11
 

@@ -18,7 +18,7 @@ LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
 def test_mnist_t10k_through_the_idx_source(tmp_path):
     cfg = DataConfig(source="idx", path=str(IMAGES), labels_path=str(LABELS), image_size=28)
     info = prepare.run(cfg, tmp_path / "prepared")
-    splits = [artifacts.read_split(tmp_path / "prepared" / prepare.SPLIT_FILES[name]) for name in prepare.SPLITS]
+    splits = [artifacts.read_split(tmp_path / "prepared" / artifacts.PreparedData.SPLIT_FILES[name]) for name in artifacts.SPLITS]
     images = np.concatenate([s.images for s in splits])
     labels = np.concatenate([s.labels for s in splits])
 

@@ -11,11 +11,11 @@ from ganops.errors import GanopsError
 
 
 def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
-    info = artifacts.read_dataset_info(prepared_digits / prepare.INFO_FILE)
-    splits = {name: artifacts.read_split(prepared_digits / prepare.SPLIT_FILES[name]) for name in prepare.SPLITS}
-    summary = artifacts.read_summary(prepared_digits / prepare.SUMMARY_FILE)
+    info = artifacts.read_dataset_info(prepared_digits / artifacts.PreparedData.INFO_FILE)
+    splits = {name: artifacts.read_split(prepared_digits / artifacts.PreparedData.SPLIT_FILES[name]) for name in artifacts.SPLITS}
+    summary = artifacts.read_summary(prepared_digits / artifacts.PreparedData.SUMMARY_FILE)
 
-    assert prepare.SPLIT_FILES == {"train": "train.npz", "validation": "validation.npz", "test": "test.npz"}
+    assert artifacts.PreparedData.SPLIT_FILES == {"train": "train.npz", "validation": "validation.npz", "test": "test.npz"}
     # validation ceil(0.15 × 300) = 45, test ceil(0.2 × 300) = 60, train the rest
     assert (info.train_count, info.validation_count, info.test_count) == (195, 45, 60)
     assert {name: len(split) for name, split in splits.items()} == {"train": 195, "validation": 45, "test": 60}
@@ -28,7 +28,7 @@ def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
     assert len(summary) == 300
     assert summary["split"].value_counts().to_dict() == {"train": 195, "validation": 45, "test": 60}
     assert (summary["orig_height"] == 8).all()
-    sources = {name: set(summary.loc[summary.split == name, "source"]) for name in prepare.SPLITS}
+    sources = {name: set(summary.loc[summary.split == name, "source"]) for name in artifacts.SPLITS}
     assert sum(len(names) for names in sources.values()) == len(set().union(*sources.values())) == 300  # disjoint
     for name, split in splits.items():  # the summary describes each split file row by row
         rows = summary[summary.split == name]
@@ -46,14 +46,14 @@ def test_prepare_is_seeded(tmp_path):
 
 def test_resize_to_28_uses_one_filter(tmp_path):
     info = prepare.run(DataConfig(max_images=50, image_size=28, channels=3), tmp_path / "p")
-    split = artifacts.read_split(tmp_path / "p" / prepare.TRAIN_FILE)
+    split = artifacts.read_split(tmp_path / "p" / artifacts.PreparedData.SPLIT_FILES["train"])
     assert info.image_shape == (28, 28, 3)
     assert split.images.shape[1:] == (28, 28, 3)
     assert -1.0 <= split.images.min() and split.images.max() <= 1.0
 
 
 def test_prepare_records_where_the_images_came_from(prepared_digits):
-    provenance = artifacts.read_json(prepared_digits / prepare.SOURCE_FILE)
+    provenance = artifacts.read_json(prepared_digits / artifacts.PreparedData.SOURCE_FILE)
     assert provenance == {"source": "digits", "path": None, "labels_path": None, "images_read": 1797,
                           "classes": None, "skipped": []}
 

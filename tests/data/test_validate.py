@@ -35,15 +35,15 @@ def prepared(prepared_source, tmp_path) -> Path:
 def tamper(prepared: Path, change: Callable[[pd.DataFrame], pd.DataFrame | None],
            recount: bool = False) -> None:
     """Rewrite summary.parquet through `change`; `recount` keeps dataset.json's split sizes in step."""
-    summary = artifacts.read_summary(prepared / prepare.SUMMARY_FILE)
+    summary = artifacts.read_summary(prepared / artifacts.PreparedData.SUMMARY_FILE)
     changed = change(summary)
     summary = summary if changed is None else changed.reset_index(drop=True)
-    artifacts.write_summary(prepared / prepare.SUMMARY_FILE, summary)
+    artifacts.write_summary(prepared / artifacts.PreparedData.SUMMARY_FILE, summary)
     if recount:
-        info = artifacts.read_dataset_info(prepared / prepare.INFO_FILE)
+        info = artifacts.read_dataset_info(prepared / artifacts.PreparedData.INFO_FILE)
         sizes = summary["split"].value_counts()
-        artifacts.write_dataset_info(prepared / prepare.INFO_FILE, dataclasses.replace(
-            info, **{f"{split}_count": int(sizes.get(split, 0)) for split in prepare.SPLITS}))
+        artifacts.write_dataset_info(prepared / artifacts.PreparedData.INFO_FILE, dataclasses.replace(
+            info, **{f"{split}_count": int(sizes.get(split, 0)) for split in artifacts.SPLITS}))
 
 
 def run_failing(prepared: Path, out: Path, cfg: ValidateConfig | None = None) -> tuple[str, dict]:
@@ -214,8 +214,8 @@ def test_thresholds_come_from_params(prepared, tmp_path):
 
 def test_unlabelled_data_passes_and_rejects_stray_labels(prepared, tmp_path):
     tamper(prepared, lambda s: s.__setitem__("label", -1))
-    info = artifacts.read_dataset_info(prepared / prepare.INFO_FILE)
-    artifacts.write_dataset_info(prepared / prepare.INFO_FILE, dataclasses.replace(info, num_classes=0))
+    info = artifacts.read_dataset_info(prepared / artifacts.PreparedData.INFO_FILE)
+    artifacts.write_dataset_info(prepared / artifacts.PreparedData.INFO_FILE, dataclasses.replace(info, num_classes=0))
 
     report = validate.run(prepared, ValidateConfig(), tmp_path / "ok")
     assert report.success and "class_balance" not in report.checks
@@ -236,8 +236,8 @@ def test_failed_rerun_replaces_previous_outputs(prepared, tmp_path):
 
 
 def test_summary_missing_a_column_is_a_one_line_error(prepared, tmp_path):
-    summary = artifacts.read_summary(prepared / prepare.SUMMARY_FILE)
-    summary.drop(columns=["hash"]).to_parquet(prepared / prepare.SUMMARY_FILE, index=False)
+    summary = artifacts.read_summary(prepared / artifacts.PreparedData.SUMMARY_FILE)
+    summary.drop(columns=["hash"]).to_parquet(prepared / artifacts.PreparedData.SUMMARY_FILE, index=False)
     with pytest.raises(GanopsError, match=r"summary.parquet: missing columns \['hash'\]"):
         validate.run(prepared, ValidateConfig(), tmp_path / "validation")
 

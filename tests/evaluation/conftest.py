@@ -6,7 +6,6 @@ import pytest
 
 from ganops import artifacts
 from ganops.config import FeaturizeConfig
-from ganops.data import prepare
 
 QUICK_FEATURIZER = FeaturizeConfig(epochs=80, min_steps=0)  # 320 steps on 195 images, ~7 s: validation accuracy ≈ 0.91
 
@@ -15,13 +14,13 @@ QUICK_FEATURIZER = FeaturizeConfig(epochs=80, min_steps=0)  # 320 steps on 195 i
 def digits_splits(prepared_digits) -> dict[str, artifacts.Split]:
     """train, validation and test of the 300 prepared digits."""
     return {name: artifacts.read_split(prepared_digits / file_name)
-            for name, file_name in prepare.SPLIT_FILES.items()}
+            for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
 
 
 @pytest.fixture(scope="session")
 def digits_featurizer_path(prepared_digits, tmp_path_factory):
     """The featurize stage's library function, writing the .keras file evaluate loads."""
-    from ganops.evaluation import featurizer
+    from ganops.features import featurizer
 
     path = tmp_path_factory.mktemp("featurizer") / "featurizer.keras"
     featurizer.run(QUICK_FEATURIZER, prepared_digits, path, path.with_suffix(".json"))
@@ -30,6 +29,6 @@ def digits_featurizer_path(prepared_digits, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_featurizer(digits_featurizer_path):
-    from ganops.evaluation import featurizer
+    from ganops.features import featurizer
 
     return featurizer.load(digits_featurizer_path)

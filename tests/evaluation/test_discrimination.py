@@ -30,7 +30,8 @@ import pytest
 from ganops import artifacts
 from ganops.config import DataConfig, FeaturizeConfig
 from ganops.data import prepare
-from ganops.evaluation import baselines, featurizer, metrics
+from ganops.evaluation import baselines
+from ganops.features import featurizer, metrics
 
 SEEDS = range(20)
 # tests/conftest.py's MNIST_DIR: `from conftest import` here would find this folder's conftest instead.
@@ -73,7 +74,7 @@ class Table:
 def _prepared(tmp_path_factory, data: DataConfig) -> dict[str, artifacts.Split]:
     out = tmp_path_factory.mktemp("prepared") / "prepared"
     prepare.run(data.model_copy(update={"validation_fraction": 0.2, "test_fraction": 0.2}), out)
-    return {name: artifacts.read_split(out / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
+    return {name: artifacts.read_split(out / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
 
 
 def _featurizer(splits: dict[str, artifacts.Split]) -> featurizer.Featurizer:

@@ -12,7 +12,7 @@ import pytest
 from ganops import artifacts
 from ganops.config import FeaturizeConfig, parse_params
 from ganops.errors import GanopsError
-from ganops.evaluation import featurizer
+from ganops.features import featurizer
 
 ONE_EPOCH = FeaturizeConfig(epochs=1, min_steps=0, feature_dim=16, batch_size=8)
 
@@ -107,7 +107,7 @@ def test_featurize_params_name_the_key(raw, message):
 
 
 def test_small_datasets_train_for_at_least_min_steps():
-    from ganops.evaluation.featurizer import training_epochs
+    from ganops.features.featurizer import training_epochs
 
     assert training_epochs(FeaturizeConfig(epochs=15, min_steps=1000, batch_size=64), 195) == 250  # 4 steps/epoch
     assert training_epochs(FeaturizeConfig(epochs=15, min_steps=1000, batch_size=64), 8000) == 15  # 125 steps/epoch

@@ -1,14 +1,15 @@
 """The promotion gate decides on real evidence: evaluations of stand-in generators on the built-in digits, in
-the digits featurizer, registered into a real SQLite store and compared by `registry.promote`."""
+the digits featurizer, registered into a real SQLite store and compared by `promotion.promote`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ganops import registry, tracking
+from ganops import artifacts, tracking
 from ganops.config import EvaluateConfig, PromoteConfig, RegisterConfig
 from ganops.evaluation import evaluate
+from ganops.registry import promotion, registration
 
 CFG = EvaluateConfig(bootstrap_replicates=200, kid_subsets=10)
 REGISTER = RegisterConfig(max_images_per_request=16)
@@ -19,16 +20,15 @@ def full_digits(tmp_path_factory):
     """All 1,797 digits prepared (1,167 / 270 / 360) and the default featurizer trained on them: at the shared
     fixture's 45 validation images, fewer than the 128 features, a Fréchet distance barely tells noise from
     real images."""
-    from ganops import artifacts
     from ganops.config import DataConfig, FeaturizeConfig
     from ganops.data import prepare
-    from ganops.evaluation import featurizer
+    from ganops.features import featurizer
 
     root = tmp_path_factory.mktemp("full-digits")
     prepare.run(DataConfig(), root / "prepared")
     featurizer.run(FeaturizeConfig(), root / "prepared", root / "featurizer.keras", root / "featurizer.json")
     splits = {name: artifacts.read_split(root / "prepared" / file_name)
-              for name, file_name in prepare.SPLIT_FILES.items()}
+              for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
     return splits, featurizer.load(root / "featurizer.keras")
 
 
@@ -48,7 +48,7 @@ def evidence(full_digits):
     found = {}
     for name, images in stand_ins.items():
         evaluation = evaluate.compute(CFG, images, train, digits_splits["test"], validation, digits_featurizer)
-        found[name] = registry.gate_evidence(evaluation.metrics, {**evaluation.paired, "data_hash": "d" * 40})
+        found[name] = registration.gate_evidence(evaluation.metrics, {**evaluation.paired, "data_hash": "d" * 40})
     return found
 
 
@@ -59,7 +59,7 @@ def _register(generator_path, evidence: dict) -> str:
     tracking.configure()
     with mlflow.start_run(run_name="gate"):
         mlflow.log_param("train.arch", "mlp")
-        return registry.log_and_register(REGISTER, generator_path, metrics, evidence)["version"]
+        return registration.log_and_register(REGISTER, generator_path, metrics, evidence)["version"]
 
 
 @pytest.fixture
@@ -74,10 +74,10 @@ def generator_path(tmp_path):
     return tmp_path / "generator.keras"
 
 
-def _decide(generator_path, champion: dict, candidate: dict) -> registry.Decision:
+def _decide(generator_path, champion: dict, candidate: dict) -> promotion.Decision:
     assert _register(generator_path, champion) == "1"  # the first version becomes champion
     assert _register(generator_path, candidate) == "2"
-    return registry.promote(REGISTER, PromoteConfig())
+    return promotion.promote(REGISTER, PromoteConfig())
 
 
 def test_a_clearly_better_candidate_is_promoted(mlflow_store, generator_path, evidence):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganops.evaluation import metrics
+from ganops.features import metrics
 
 
 def test_frechet_distance_of_two_samples_of_one_gaussian_is_near_zero():

@@ -12,19 +12,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganops import imaging, lineage, registry
+from ganops import artifacts, imaging, lineage
 from ganops.config import EvaluateConfig, RegisterConfig, TrainConfig
 from ganops.evaluation import evaluate, report
+from ganops.registry import registration
+from ganops.registry.champion import summary as champion_summary
 from ganops.training import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _evaluate(paths, prepared, featurizer_path, register_cfg=None):
+    """The evaluate stage as its entry point runs it: the champion looked up in the registry, then passed in."""
+    champion = champion_summary(register_cfg) if register_cfg is not None else None
     return evaluate.run(EvaluateConfig(num_samples=60, kid_subsets=10, bootstrap_replicates=20), prepared,
                         paths / "models", featurizer_path, paths / "metrics.json", paths / "samples.png",
                         paired_path=paths / "paired.json", figures_dir=paths / "evaluation", report_path=paths / "report.html",
-                        register_cfg=register_cfg)
+                        champion=champion)
 
 
 def _images(page: str) -> list[str]:
@@ -66,7 +70,7 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
                   metrics["fd_low"], metrics["fd_high"]):
         assert f"{value:.4g}" in page
 
-    run_id = json.loads((trained / "models" / train.RUN_FILE).read_text())["run_id"]
+    run_id = json.loads((trained / "models" / artifacts.ModelFolder.RUN_FILE).read_text())["run_id"]
     run = mlflow.get_run(run_id)
     assert run.data.metrics["eval.kid"] == pytest.approx(metrics["kid"])
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")}
@@ -74,7 +78,7 @@ def test_report_is_self_contained_and_shows_metrics_figures_and_champion(trained
             "evaluation/class_histogram.csv", "evaluation/metrics.json"} <= logged
 
     # The first registered version becomes the champion; the next report shows its tagged values.
-    registered = registry.run(RegisterConfig(), trained / "models", trained / "metrics.json",
+    registered = registration.run(RegisterConfig(), trained / "models", trained / "metrics.json",
                               trained / "paired.json", trained / "registered.json",
                               lineage.Inputs(prepared=prepared_digits))
     _evaluate(trained, prepared_digits, digits_featurizer_path, RegisterConfig())

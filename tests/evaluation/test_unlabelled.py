@@ -11,18 +11,18 @@ import numpy as np
 
 from ganops import artifacts, imaging
 from ganops.config import EvaluateConfig, FeaturizeConfig
-from ganops.data import prepare
-from ganops.evaluation import evaluate, featurizer, report
+from ganops.evaluation import evaluate, report
+from ganops.features import featurizer
 
 
 def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_digits, tmp_path):
     unlabelled = tmp_path / "prepared"
     shutil.copytree(prepared_digits, unlabelled)
-    for name in prepare.SPLIT_FILES.values():
+    for name in artifacts.PreparedData.SPLIT_FILES.values():
         split = artifacts.read_split(unlabelled / name)
         artifacts.write_split(unlabelled / name, artifacts.Split(split.images, None))
-    info = artifacts.read_dataset_info(unlabelled / prepare.INFO_FILE)
-    artifacts.write_dataset_info(unlabelled / prepare.INFO_FILE, dataclasses.replace(info, num_classes=0))
+    info = artifacts.read_dataset_info(unlabelled / artifacts.PreparedData.INFO_FILE)
+    artifacts.write_dataset_info(unlabelled / artifacts.PreparedData.INFO_FILE, dataclasses.replace(info, num_classes=0))
 
     summary = featurizer.run(FeaturizeConfig(epochs=5, min_steps=0, feature_dim=16), unlabelled, tmp_path / "ae.keras",
                              tmp_path / "featurizer.json")
@@ -31,7 +31,7 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
     autoencoder = featurizer.load(tmp_path / "ae.keras")
     assert autoencoder.kind == "autoencoder" and autoencoder.hash == summary["hash"]
 
-    splits = {name: artifacts.read_split(unlabelled / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
+    splits = {name: artifacts.read_split(unlabelled / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
     train, test = splits["train"], splits["test"]
     evaluation = evaluate.compute(EvaluateConfig(bootstrap_replicates=20, kid_subsets=5), train.images[:len(test)],
                                   train, test, splits["validation"], autoencoder)

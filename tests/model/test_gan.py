@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from ganops import artifacts
 from ganops.config import TrainConfig
-from ganops.data import prepare
 from ganops.errors import GanopsError
 from ganops.models import sampling
 from ganops.models.gan import GAN
@@ -19,7 +18,7 @@ TINY = TrainConfig(arch="dcgan", r1_weight=0.0, max_seconds=None, epochs=2, batc
 
 @pytest.fixture(scope="module")
 def split(prepared_digits):
-    return artifacts.read_split(prepared_digits / prepare.TRAIN_FILE)
+    return artifacts.read_split(prepared_digits / artifacts.PreparedData.SPLIT_FILES["train"])
 
 
 def test_short_training_updates_generator_and_ema(split):

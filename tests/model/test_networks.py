@@ -12,7 +12,8 @@ def _stack(model):
 
 def test_dcgan_at_28_is_the_tensorflow_tutorial_stack():
     generator = networks.build_dcgan_generator(100, (28, 28, 1), base_filters=64)
-    discriminator = networks.build_dcgan_discriminator((28, 28, 1), base_filters=64)
+    discriminator = networks.build_dcgan_discriminator((28, 28, 1), base_filters=64,
+                                                       dropout=networks.ARCH_DROPOUT["dcgan"])
     assert _stack(generator) == [
         ("Dense", 7 * 7 * 256, None), ("BatchNormalization", None, None), ("LeakyReLU", None, None),
         ("Reshape", None, None),

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_digits
 
+from ganops import artifacts
 from ganops.config import DataConfig
 from ganops.data import prepare
 
@@ -62,7 +63,7 @@ def raw_repo(tmp_path, repo_root):
 
 
 def _data_hash(repo: Path) -> str:
-    return json.loads((repo / "data/prepared" / prepare.INFO_FILE).read_text())["data_hash"]
+    return json.loads((repo / "data/prepared" / artifacts.PreparedData.INFO_FILE).read_text())["data_hash"]
 
 
 def test_editing_a_raw_file_reruns_prepare_and_what_follows(raw_repo):

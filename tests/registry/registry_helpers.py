@@ -42,25 +42,25 @@ def register_version(generator_path: Path, metrics: dict, cfg=None, evidence: di
     carrying the gate's evidence (synthetic, from `metrics["fd"]`, unless given)."""
     import mlflow
 
-    from ganops import lineage, registry, tracking
+    from ganops import lineage, tracking
     from ganops.config import RegisterConfig
+    from ganops.registry import registration
 
     if evidence is None:
         evidence = synthetic_evidence(metrics["fd"], featurizer=metrics["featurizer_hash"])
     tracking.configure()
     with mlflow.start_run(run_name="test", tags={lineage.DATA_HASH_TAG: "d" * 40}):
         mlflow.log_params({"train.arch": "mlp", "train.latent_dim": LATENT_DIM})
-        return registry.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
+        return registration.log_and_register(cfg or RegisterConfig(max_images_per_request=16), generator_path,
                                          metrics, evidence)
 
 
 def write_prepared_info(folder: Path) -> Path:
     """The one file of a prepared folder that a record needs (its datasets' shapes, counts and hash)."""
     from ganops import artifacts
-    from ganops.data import prepare
 
     folder.mkdir(parents=True, exist_ok=True)
-    artifacts.write_dataset_info(folder / prepare.INFO_FILE, artifacts.DatasetInfo(
+    artifacts.write_dataset_info(folder / artifacts.PreparedData.INFO_FILE, artifacts.DatasetInfo(
         source="digits", height=8, width=8, channels=1, num_classes=10, train_count=60, validation_count=20,
         test_count=20, data_hash="d" * 40))
     return folder
@@ -82,9 +82,9 @@ def synthetic_paired(fd: float, featurizer: str = "f" * 40, copying: float = 0.5
 
 
 def synthetic_evidence(fd: float, featurizer: str = "f" * 40, **paired) -> dict:
-    from ganops import registry
+    from ganops.registry import registration
 
-    return registry.gate_evidence({"fd": fd, "precision": 0.8, "recall": 0.8},
+    return registration.gate_evidence({"fd": fd, "precision": 0.8, "recall": 0.8},
                                   synthetic_paired(fd, featurizer, **paired))
 
 

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from registry_helpers import LATENT_DIM, metrics, register_version
 
-from ganops import registry, tracking
+from ganops import tracking
 from ganops.errors import GanopsError
 from ganops.models import sampling
+from ganops.registry import serving
 
 
 def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tiny_generator):
@@ -35,7 +36,7 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
     assert set(inputs) == {"n", "seed", "label", "latent"}
     assert not any(spec["required"] for spec in inputs.values())
     assert inputs["latent"]["type"] == "array"
-    # Typed Any so that ints and floats both reach the model's own checks (see registry.INPUT_SCHEMA).
+    # Typed Any so that ints and floats both reach the model's own checks (see serving.INPUT_SCHEMA).
     assert {inputs[name]["type"] for name in ("n", "seed", "label")} == {"any"}
     assert "n, seed and label are whole numbers, as ints or floats" in version.description
     assert info.signature.params.to_dict() == [{"name": "format", "default": "array", "shape": None,
@@ -53,7 +54,7 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
 ])
 def test_bad_rows_are_named(rows, message):
     with pytest.raises(GanopsError) as caught:
-        registry.parse_rows(pd.DataFrame(rows), LATENT_DIM, classes=10, limit=16)
+        serving.parse_rows(pd.DataFrame(rows), LATENT_DIM, classes=10, limit=16)
     assert message in str(caught.value)
 
 
@@ -84,14 +85,14 @@ def champion(tmp_path_factory, empty_store_template, tiny_generator):
         "frame-float64", "frame-int32-uint8", "frame-nullable-Int64"])
 def test_ints_and_floats_from_every_python_form(champion, request_):
     images = champion.predict(request_)
-    expected = registry.generator_model(champion).images(2, seed=3)
+    expected = serving.generator_model(champion).images(2, seed=3)
     np.testing.assert_array_equal(images, expected)
 
 
 def test_mixed_count_and_latent_rows_with_ints(champion):
     images = champion.predict([{"n": 2, "seed": 3, "latent": None}, {"latent": [1, -2, 0, 3]}])
     assert images.shape == (3, 8, 8, 1)
-    np.testing.assert_array_equal(images[:2], registry.generator_model(champion).images(2, seed=3))
+    np.testing.assert_array_equal(images[:2], serving.generator_model(champion).images(2, seed=3))
     np.testing.assert_array_equal(images[2:], champion.predict([{"latent": [1.0, -2.0, 0.0, 3.0]}]))
     np.testing.assert_array_equal(images[2:], champion.predict({"latent": [1, -2, 0, 3]}))  # a dict is one row
     frame = pd.DataFrame({"n": [2, None], "seed": [3, None], "latent": [None, np.array([1, -2, 0, 3])]})
@@ -120,7 +121,7 @@ def test_bad_values_fail_clearly(champion, request_, message):
 
 
 def test_good_conditional_rows():
-    draws = registry.parse_rows(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 9.0, "latent": None},
+    draws = serving.parse_rows(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 9.0, "latent": None},
                                               {"latent": [0.5] * LATENT_DIM, "label": 0}]),
                                 LATENT_DIM, classes=10, limit=16)
     assert [(d.count, d.seed, d.label) for d in draws] == [(3, 1, 9), (1, 0, 0)]
@@ -137,8 +138,8 @@ def tiny_conditional_generator(classes: int = 10) -> keras.Model:
 
 
 def test_class_count_of_conditional_and_unconditional_generators(tiny_generator):
-    assert registry.num_classes(tiny_conditional_generator(7)) == 7
-    assert registry.num_classes(sampling.load_generator(tiny_generator)) == 0
+    assert serving.num_classes(tiny_conditional_generator(7)) == 7
+    assert serving.num_classes(sampling.load_generator(tiny_generator)) == 0
 
 
 @pytest.mark.skipif(not hasattr(sampling, "num_classes"), reason="conditional sampling API not merged yet")
@@ -146,7 +147,7 @@ def test_conditional_generator_serves_labels(store, tmp_path):
     path = tmp_path / "conditional.keras"
     tiny_conditional_generator().save(path)
     register_version(path, metrics(2.0))
-    model = registry.load("models:/gan-generator@champion")
+    model = serving.load("models:/gan-generator@champion")
     images = model.predict(pd.DataFrame([{"n": 2.0, "label": 3.0}, {"n": 1.0, "label": None}]))
     assert images.shape == (3, 8, 8, 1)
     rows = [{"n": 2, "label": 3, "latent": None}, {"latent": [1, 0, -1, 2], "label": 9}]  # ints, mixed rows

@@ -8,13 +8,20 @@ import subprocess
 
 import numpy as np
 import pytest
-from registry_helpers import VENV_BIN, clean_env, metrics, register_version, write_params
+from registry_helpers import (
+    VENV_BIN,
+    clean_env,
+    metrics,
+    register_version,
+    write_params,
+)
 from typer.testing import CliRunner
 
-from ganops import registry, tracking
+from ganops import tracking
 from ganops.cli import app
 from ganops.config import PromoteConfig
 from ganops.errors import GanopsError
+from ganops.registry import promotion
 
 NAME = "gan-generator"
 
@@ -160,7 +167,7 @@ def test_paired_comparison_counts_replicates_the_candidate_wins(metric, margin, 
     def evidence(replicates):  # estimates equal to the replicates' means: no centring shift
         return {metric: replicates, "estimates": {metric: float(np.mean(replicates))}}
 
-    assert registry.paired_comparison(gate, evidence(candidate), evidence(champion)).win_share == share
+    assert promotion.paired_comparison(gate, evidence(candidate), evidence(champion)).win_share == share
 
 
 def test_pipeline_stage_refuses_a_candidate_it_did_not_register(store, tiny_generator):
@@ -168,9 +175,9 @@ def test_pipeline_stage_refuses_a_candidate_it_did_not_register(store, tiny_gene
     register_version(tiny_generator, metrics(2.0))
     cfg = load_params_with_defaults()
     with pytest.raises(GanopsError, match="is v2, not the v1 this pipeline registered; nothing changed"):
-        registry.promote(cfg.registry, cfg.promote, expected_candidate="1")
+        promotion.promote(cfg.registry, cfg.promote, expected_candidate="1")
     assert aliases()["champion"] == "1"
-    assert registry.promote(cfg.registry, cfg.promote, expected_candidate="2").champion_after == "2"
+    assert promotion.promote(cfg.registry, cfg.promote, expected_candidate="2").champion_after == "2"
 
 
 def test_installed_console_script(store, tiny_generator, tmp_path):

@@ -8,13 +8,24 @@ import json
 import mlflow
 import pandas as pd
 import pytest
-from registry_helpers import IMAGE_SHAPE, VENV_BIN, clean_env, free_port, metrics, save_tiny_generator, server
-from registry_helpers import synthetic_paired, write_params, write_prepared_info
+from registry_helpers import (
+    IMAGE_SHAPE,
+    VENV_BIN,
+    clean_env,
+    free_port,
+    metrics,
+    save_tiny_generator,
+    server,
+    synthetic_paired,
+    write_params,
+    write_prepared_info,
+)
 from typer.testing import CliRunner
 
-from ganops import lineage, registry, tracking
+from ganops import artifacts, lineage, tracking
 from ganops.cli import app
 from ganops.config import RegisterConfig
+from ganops.registry import registration, serving
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +46,8 @@ def stage_outputs(folder, fd_ratio):
     tracking.configure()
     with mlflow.start_run(run_name=folder.name) as active:
         mlflow.log_params({"train.arch": "mlp"})
-    (folder / "run.json").write_text(json.dumps({"run_id": active.info.run_id}))
+    artifacts.write_record(artifacts.ModelFolder(folder).run_path, artifacts.TrainingRun(
+        run_id=active.info.run_id, steps=1, seconds=1.0, stopped_by_budget=False))
     write_prepared_info(folder / "prepared")
     (folder / "metrics.json").write_text(json.dumps(metrics(fd_ratio)))
     (folder / "paired.json").write_text(json.dumps(synthetic_paired(2.0 * fd_ratio)))
@@ -50,7 +62,7 @@ def test_register_and_promote_against_a_tracking_server(tracking_server, tmp_pat
 
     for name, fd_ratio in (("first", 3.0), ("second", 2.0)):
         outputs = stage_outputs(tmp_path / name, fd_ratio)
-        registry.run(cfg, outputs, outputs / "metrics.json", outputs / "paired.json", outputs / "registered.json",
+        registration.run(cfg, outputs, outputs / "metrics.json", outputs / "paired.json", outputs / "registered.json",
                      lineage.Inputs(prepared=outputs / "prepared"))
 
     result = CliRunner().invoke(app, ["promote", "--params", str(write_params(tmp_path / "params.yaml"))])
@@ -64,5 +76,5 @@ def test_register_and_promote_against_a_tracking_server(tracking_server, tmp_pat
     assert version.tags["metric.fd_ratio"] == "2.0" and version.tags["data_hash"] == "d" * 40
     # Artifacts went through the server into its artifact store, and load back from there.
     assert any(artifacts_dir.rglob("generator.keras"))
-    champion = registry.load("models:/gan-generator@champion")
+    champion = serving.load("models:/gan-generator@champion")
     assert champion.predict(pd.DataFrame([{"n": 2.0}])).shape == (2, *IMAGE_SHAPE)

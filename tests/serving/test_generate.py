@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from registry_helpers import IMAGE_SHAPE, empty_store_template, metrics, register_version, store  # noqa: F401
-from registry_helpers import save_tiny_generator, write_params
+from registry_helpers import (
+    IMAGE_SHAPE,
+    metrics,
+    register_version,
+    save_tiny_generator,
+    write_params,
+)
 from typer.testing import CliRunner
 
-from ganops import registry
 from ganops.cli import app
+from ganops.registry import serving
 
 
 def test_generate_by_alias_writes_pngs_and_a_grid(store, tmp_path):
@@ -27,7 +32,7 @@ def test_generate_by_alias_writes_pngs_and_a_grid(store, tmp_path):
     assert Image.open(out / "grid.png").size[0] > IMAGE_SHAPE[1] * 3
 
     # Same seed, same pictures as the registered model's own sampling.
-    model = registry.generator_model(registry.load("models:/gan-generator@champion"))
+    model = serving.generator_model(serving.load("models:/gan-generator@champion"))
     from ganops import imaging
 
     np.testing.assert_array_equal(first, imaging.to_uint8(model.images(12, seed=3))[0, ..., 0])

@@ -12,8 +12,17 @@ import urllib.request
 
 import numpy as np
 import pytest
-from registry_helpers import IMAGE_SHAPE, LATENT_DIM, VENV_BIN, clean_env, free_port, metrics, register_version
-from registry_helpers import save_tiny_generator, server
+from registry_helpers import (
+    IMAGE_SHAPE,
+    LATENT_DIM,
+    VENV_BIN,
+    clean_env,
+    free_port,
+    metrics,
+    register_version,
+    save_tiny_generator,
+    server,
+)
 
 from ganops.config import RegisterConfig
 
@@ -29,9 +38,9 @@ def served(tmp_path_factory):
         patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
         register_version(save_tiny_generator(root / "generator.keras"), metrics(2.0),
                          RegisterConfig(max_images_per_request=LIMIT))
-        from ganops import registry
+        from ganops.registry import serving
 
-        local = registry.load("models:/gan-generator@champion")
+        local = serving.load("models:/gan-generator@champion")
         port = free_port()
         command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", "models:/gan-generator@champion",
                    "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]

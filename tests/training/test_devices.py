@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     from ganops.data import prepare
     from ganops.training import checkpoint, train
 
-    split = artifacts.read_split(sys.argv[1] + "/" + prepare.TRAIN_FILE)
+    split = artifacts.read_split(sys.argv[1] + "/" + artifacts.PreparedData.SPLIT_FILES["train"])
     cfg = TrainConfig(arch="dcgan", r1_weight=0.0, epochs=1, batch_size=32, base_filters=8, latent_dim=16,
                       ema_decay=0.9,
                       checkpoint_every_steps=5, spectral_norm=True, augment=["translation"], conditional=True)

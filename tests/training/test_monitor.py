@@ -13,10 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from ganops import artifacts
 from ganops.config import FeaturizeConfig, TrainConfig
 from ganops.errors import GanopsError
-from ganops.evaluation import featurizer
-from ganops.training import callbacks, train
+from ganops.features import featurizer
+from ganops.training import callbacks, loop, train
 
 QUICK = dict(arch="mlp", epochs=5, max_seconds=None, batch_size=32, latent_dim=16, sample_every_epochs=1000,
              checkpoint_every_steps=1000)
@@ -30,7 +31,7 @@ def featurizer_path(prepared_digits, tmp_path_factory):
 
 
 def _run_id(models) -> str:
-    return json.loads((models / train.RUN_FILE).read_text())["run_id"]
+    return json.loads((models / artifacts.ModelFolder.RUN_FILE).read_text())["run_id"]
 
 
 def test_monitor_logs_fd_ratio_per_epoch_and_writes_history(prepared_digits, featurizer_path, tmp_path,
@@ -48,8 +49,8 @@ def test_monitor_logs_fd_ratio_per_epoch_and_writes_history(prepared_digits, fea
     floors = [d.value / r.value for d, r in zip(distances, ratios, strict=True)]
     assert max(floors) == pytest.approx(min(floors), rel=1e-9) and floors[0] > 0
 
-    history = pd.read_csv(models / train.HISTORY_FILE)
-    assert list(history.columns) == train.HISTORY_COLUMNS + train.MONITOR_COLUMNS
+    history = pd.read_csv(models / artifacts.ModelFolder.HISTORY_FILE)
+    assert list(history.columns) == loop.HISTORY_COLUMNS + loop.MONITOR_COLUMNS
     monitored = history.dropna(subset=["monitor_fd_ratio"])
     assert list(monitored["epoch"]) == [2, 4, 5]
     assert list(monitored["monitor_fd_ratio"]) == pytest.approx([m.value for m in ratios])
@@ -66,7 +67,7 @@ def test_monitor_off_when_null_loads_no_featurizer(prepared_digits, tmp_path, ml
     models = tmp_path / "models" / "gan"
     # A path that does not exist: loading it would fail, so the run shows it was never loaded.
     train.run(cfg, prepared_digits, models, featurizer_path=tmp_path / "missing.keras", say=lambda _: None)
-    assert list(pd.read_csv(models / train.HISTORY_FILE).columns) == train.HISTORY_COLUMNS
+    assert list(pd.read_csv(models / artifacts.ModelFolder.HISTORY_FILE).columns) == loop.HISTORY_COLUMNS
     assert "monitor.fd_ratio" not in mlflow.get_run(_run_id(models)).data.metrics
 
 

@@ -18,7 +18,6 @@ import yaml
 
 from ganops import artifacts
 from ganops.config import TrainConfig
-from ganops.data import prepare
 from ganops.training import checkpoint
 from ganops.training import train as train_lib
 
@@ -44,7 +43,7 @@ def _state_values(folder: Path, suffix: str) -> dict[str, np.ndarray]:
 def test_sigkilled_stage_resumes_from_its_last_checkpoint(repo_root, prepared_digits, tmp_path, mlflow_store):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": TINY}))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    steps_per_epoch = artifacts.read_dataset_info(prepared_digits / prepare.INFO_FILE).train_count // 32
+    steps_per_epoch = artifacts.read_dataset_info(prepared_digits / artifacts.PreparedData.INFO_FILE).train_count // 32
     total = TINY["epochs"] * steps_per_epoch
     checkpoints = tmp_path / "models" / "checkpoints"
 
@@ -60,7 +59,7 @@ def test_sigkilled_stage_resumes_from_its_last_checkpoint(repo_root, prepared_di
     first.wait()
     killed_at = checkpoint.latest(checkpoints).step
     assert 0 < killed_at < total
-    assert not (tmp_path / "models" / "gan" / train_lib.RUN_FILE).exists()
+    assert not (tmp_path / "models" / "gan" / artifacts.ModelFolder.RUN_FILE).exists()
 
     second = _stage(repo_root, prepared_digits, tmp_path, env)
     output, _ = second.communicate(timeout=300)
@@ -68,7 +67,7 @@ def test_sigkilled_stage_resumes_from_its_last_checkpoint(repo_root, prepared_di
     assert "train: resuming from" in output and f"(step {killed_at}," in output
     assert "continuing MLflow run" in output
 
-    written = json.loads((tmp_path / "models" / "gan" / train_lib.RUN_FILE).read_text())
+    written = json.loads((tmp_path / "models" / "gan" / artifacts.ModelFolder.RUN_FILE).read_text())
     assert written["steps"] == total and written["resumed_from"] >= killed_at
     final = checkpoint.latest(checkpoints)
     assert final.step == total
@@ -87,7 +86,7 @@ def test_sigkilled_stage_resumes_from_its_last_checkpoint(repo_root, prepared_di
 
 @pytest.fixture(scope="module")
 def split(prepared_digits):
-    return artifacts.read_split(prepared_digits / prepare.TRAIN_FILE)
+    return artifacts.read_split(prepared_digits / artifacts.PreparedData.SPLIT_FILES["train"])
 
 
 SHORT = TrainConfig(arch="dcgan", r1_weight=0.0, max_seconds=None, epochs=3, batch_size=32, base_filters=8,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ganops import artifacts
 from ganops.config import TrainConfig
 from ganops.models import sampling, standing
 from ganops.training import checkpoint, train
@@ -26,7 +27,7 @@ def test_saved_dcgan_generator_has_standing_statistics(prepared_digits, tmp_path
                       monitor_every_epochs=None)
     result = train.run(cfg, prepared_digits, tmp_path / "gan", tmp_path / "checkpoints", say=lambda _: None)
     ema = result.gan.ema_generator
-    saved = sampling.load_generator(tmp_path / "gan" / train.GENERATOR_FILE)
+    saved = sampling.load_generator(tmp_path / "gan" / artifacts.ModelFolder.GENERATOR_FILE)
 
     for mine, theirs in zip(_trained_weights(saved), _trained_weights(ema), strict=True):
         np.testing.assert_array_equal(mine, theirs)

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ganops import lineage, registry
+from ganops import artifacts, lineage
 from ganops.config import EvaluateConfig, FeaturizeConfig, RegisterConfig, TrainConfig
-from ganops.evaluation import evaluate, featurizer
+from ganops.evaluation import evaluate
+from ganops.features import featurizer
+from ganops.registry import registration, serving
 from ganops.training import train
 
 
@@ -29,9 +31,9 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
                        params_path=params_path, say=said.append)
     assert said[0].startswith("train: 1× cpu") and len(said) == 1
     assert result.steps == 3 * (195 // 32) and not result.stopped_by_budget
-    assert list(pd.read_csv(models / train.HISTORY_FILE)["epoch"]) == [1, 2, 3]
+    assert list(pd.read_csv(models / artifacts.ModelFolder.HISTORY_FILE)["epoch"]) == [1, 2, 3]
     record = json.loads((checkpoints / "mlflow_run.json").read_text())
-    assert record["finished"] and record["run_id"] == json.loads((models / train.RUN_FILE).read_text())["run_id"]
+    assert record["finished"] and record["run_id"] == json.loads((models / artifacts.ModelFolder.RUN_FILE).read_text())["run_id"]
 
     run = mlflow.get_run(record["run_id"])
     assert run.data.params["train.arch"] == "mlp" and run.data.params["runtime.precision"] == "float32"
@@ -46,11 +48,11 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     # The monitor measures on the validation split (test stays unseen until evaluate), every 2 epochs and at the end.
     monitored = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "monitor.fd_ratio")
     assert [m.step for m in monitored] == [2, 3] and all(np.isfinite(m.value) and m.value > 0 for m in monitored)
-    registered = registry.run(RegisterConfig(), models, tmp_path / "metrics.json", tmp_path / "paired.json",
+    registered = registration.run(RegisterConfig(), models, tmp_path / "metrics.json", tmp_path / "paired.json",
                               tmp_path / "registered.json", lineage.Inputs(prepared=prepared_digits))
     # One process, one execution: evaluate and register wrote into the record train started.
     assert registered["run_id"] == record["run_id"]
     assert len(mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "eval.fd")) == 1
-    model = registry.load(f"models:/{registered['name']}@{registered['alias']}")
+    model = serving.load(f"models:/{registered['name']}@{registered['alias']}")
     images = model.predict(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 4.0}]))
     assert np.asarray(images).shape == (3, 8, 8, 1)

@@ -9,7 +9,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ganops import artifacts, lineage, tracking
-from ganops.data import prepare
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def test_a_dvc_experiment_is_keyed_and_named_by_its_name_and_baseline(monkeypatc
 def test_stages_of_one_execution_share_a_record_and_another_execution_gets_its_own(store, tmp_path, monkeypatch):
     prepared = tmp_path / "prepared"
     prepared.mkdir()
-    artifacts.write_dataset_info(prepared / prepare.INFO_FILE, artifacts.DatasetInfo(
+    artifacts.write_dataset_info(prepared / artifacts.PreparedData.INFO_FILE, artifacts.DatasetInfo(
         source="digits", height=8, width=8, channels=1, num_classes=10, train_count=6, validation_count=2,
         test_count=2, data_hash="d" * 40))
     verdict = tmp_path / "validation.json"

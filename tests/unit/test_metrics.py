@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganops.evaluation import metrics
+from ganops.features import metrics
 
 
 def test_frechet_distance_of_identical_gaussians_is_near_zero():

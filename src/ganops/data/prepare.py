@@ -20,14 +20,6 @@ from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.errors import GanopsError
 
-TRAIN_FILE = "train.npz"  # what the GAN and the featurizer learn from
-VALIDATION_FILE = "validation.npz"  # what tuning and the training monitor measure on
-TEST_FILE = "test.npz"  # what evaluate reports and the promotion gate decides on
-SPLITS = ("train", "validation", "test")
-SPLIT_FILES = dict(zip(SPLITS, (TRAIN_FILE, VALIDATION_FILE, TEST_FILE), strict=True))
-SUMMARY_FILE = "summary.parquet"
-INFO_FILE = "dataset.json"
-SOURCE_FILE = "source.json"  # where the images came from: source, path, class names, skipped files
 _CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache while scaled, summarised, hashed
 
 
@@ -167,7 +159,7 @@ def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig
                           f"validation and {sizes['test']} test images and leave any for training")
     rng = np.random.default_rng(cfg.seed)
     classes = np.unique(labels, return_inverse=True, return_counts=True) if labels is not None else None
-    if classes is None or classes[2].min() < len(SPLITS):  # a class too small for all three splits
+    if classes is None or classes[2].min() < len(artifacts.SPLITS):  # a class too small for all three splits
         permutation = rng.permutation(count)
         validation, test = np.split(permutation[:sizes["validation"] + sizes["test"]], [sizes["validation"]])
         return (np.sort(permutation[sizes["validation"] + sizes["test"]:]), np.sort(validation), np.sort(test))
@@ -177,13 +169,13 @@ def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig
                           f"into {train_count} train, {sizes['validation']} validation and {sizes['test']} test "
                           "images with every class in each")
     quotas = _class_quotas(class_counts, [train_count, sizes["validation"], sizes["test"]])
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in artifacts.SPLITS}
     for label, (_, n_validation, n_test) in enumerate(quotas):
         members = rng.permutation(np.flatnonzero(class_of == label))
         parts["test"].append(members[:n_test])
         parts["validation"].append(members[n_test:n_test + n_validation])
         parts["train"].append(members[n_test + n_validation:])
-    return tuple(np.sort(np.concatenate(parts[name])) for name in SPLITS)
+    return tuple(np.sort(np.concatenate(parts[name])) for name in artifacts.SPLITS)
 
 
 def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
@@ -212,7 +204,7 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None)
         keep = np.sort(np.random.default_rng(cfg.seed).choice(count, cfg.max_images, replace=False))
     labels = loaded.labels[keep] if loaded.labels is not None else None
 
-    split_positions = dict(zip(SPLITS, split_indices(len(keep), labels, cfg), strict=True))
+    split_positions = dict(zip(artifacts.SPLITS, split_indices(len(keep), labels, cfg), strict=True))
     _, height, width, channels = loaded.images.shape
     provenance = {
         "source": cfg.source,
@@ -232,15 +224,15 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None)
             images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows, loaded.wait_for)
             loaded.wait_for(count)  # the whole input read and its end checked before anything is written
             labels_of[name] = loaded.labels[rows] if loaded.labels is not None else None
-            writes.append(writer.submit(artifacts.write_split, tmp / SPLIT_FILES[name],
+            writes.append(writer.submit(artifacts.write_split, artifacts.PreparedData(tmp).split_path(name),
                                         artifacts.Split(images=images, labels=labels_of[name])))
             tables.append(summary_table(name, labels_of[name], [loaded.sources[r] for r in rows],
                                         loaded.orig_shapes[rows], statistics, hashes[name]))
             del images  # the writer holds the only reference: freed once written
-        artifacts.write_summary(tmp / SUMMARY_FILE, pd.concat(tables, ignore_index=True))
+        artifacts.write_summary(artifacts.PreparedData(tmp).summary_path, pd.concat(tables, ignore_index=True))
 
         data_hash = hashlib.sha1()
-        for name in SPLITS:
+        for name in artifacts.SPLITS:
             data_hash.update("".join(hashes[name]).encode())
             if labels_of[name] is not None:
                 data_hash.update(labels_of[name].tobytes())
@@ -249,8 +241,8 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None)
             num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
             train_count=len(split_positions["train"]), validation_count=len(split_positions["validation"]),
             test_count=len(split_positions["test"]), data_hash=data_hash.hexdigest())
-        artifacts.write_dataset_info(tmp / INFO_FILE, info)
-        artifacts.write_json(tmp / SOURCE_FILE, provenance)
+        artifacts.write_dataset_info(artifacts.PreparedData(tmp).info_path, info)
+        artifacts.write_json(artifacts.PreparedData(tmp).source_path, provenance)
         for write in writes:
             write.result()
     return info

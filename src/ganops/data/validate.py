@@ -32,7 +32,6 @@ import pandas as pd
 
 from ganops import artifacts, offline_assets
 from ganops.config import ValidateConfig
-from ganops.data import prepare
 from ganops.errors import GanopsError
 
 RESULT_FILE = "result.json"
@@ -70,11 +69,11 @@ class ValidationReport:
         return {"success": self.success, "evaluated": self.evaluated,
                 "successful": self.passed, "failed": self.evaluated - self.passed, **self.checks}
 
-    def verdict(self) -> dict[str, Any]:
-        """The slim document for `dvc exp show` and MLflow's dataset records: success, counts, failed names."""
-        return {"success": self.success, "rows": self.rows, "checks": self.evaluated,
-                "failed": self.evaluated - self.passed,
-                "failed_checks": ", ".join(name for name, ok in self.checks.items() if not ok)}
+    def verdict(self) -> artifacts.ValidationVerdict:
+        """The slim record for `dvc exp show` and MLflow's dataset records: success, counts, failed names."""
+        return artifacts.ValidationVerdict(
+            success=self.success, rows=self.rows, checks=self.evaluated, failed=self.evaluated - self.passed,
+            failed_checks=", ".join(name for name, ok in self.checks.items() if not ok))
 
 
 # A failure describer turns a GX expectation result (its `result` dict) into one readable line.
@@ -104,11 +103,12 @@ def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path,
     Raises GanopsError after writing the outputs when any check fails.
     """
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
-    summary = artifacts.read_summary(prepared_dir / prepare.SUMMARY_FILE)
-    info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
+    prepared = artifacts.PreparedData(prepared_dir)
+    summary = artifacts.read_summary(prepared.summary_path)
+    info = prepared.read_info()
     missing = [column for column in artifacts.SUMMARY_COLUMNS if column not in summary.columns]
     if missing:  # the derived tables need every column; GX then checks there are no extra ones
-        raise GanopsError(f"{prepared_dir / prepare.SUMMARY_FILE}: missing columns {missing}")
+        raise GanopsError(f"{prepared.summary_path}: missing columns {missing}")
 
     gx, gxe = _import_gx()
     tables = _tables(gxe, summary, info, cfg)
@@ -126,7 +126,7 @@ def run(prepared_dir: str | Path, cfg: ValidateConfig, out_dir: str | Path,
         }, indent=2) + "\n")
         artifacts.write_json(tmp / SUMMARY_FILE, report.summary())
     if verdict_path is not None:
-        artifacts.write_json(verdict_path, report.verdict())
+        artifacts.write_record(verdict_path, report.verdict())
 
     if not report.success:
         raise GanopsError(
@@ -241,7 +241,7 @@ def _class_table(summary: pd.DataFrame, num_classes: int) -> pd.DataFrame:
 def _split_table(summary: pd.DataFrame) -> pd.DataFrame:
     """One row: the size of each split (a missing split counts 0)."""
     counts = summary["split"].value_counts()
-    return pd.DataFrame({f"{split}_images": [int(counts.get(split, 0))] for split in prepare.SPLITS})
+    return pd.DataFrame({f"{split}_images": [int(counts.get(split, 0))] for split in artifacts.SPLITS})
 
 
 def _image_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list[_Check]:
@@ -283,8 +283,8 @@ def _image_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list
         lambda r: f"hash: duplicate fraction {_duplicate_fraction(r)} is above "
                   f"validate.max_duplicate_fraction={cfg.max_duplicate_fraction:g}"))
     checks.append(_Check("splits_known", gxe.ExpectColumnValuesToBeInSet(
-        column="split", value_set=list(prepare.SPLITS)),
-        lambda r: f"split: {_count(r)} rows have a split other than {'/'.join(prepare.SPLITS)}"
+        column="split", value_set=list(artifacts.SPLITS)),
+        lambda r: f"split: {_count(r)} rows have a split other than {'/'.join(artifacts.SPLITS)}"
                   f"{_examples(r, values=True)}"))
     for column in (*ORIG_SHAPE_COLUMNS, "label", "nonfinite"):
         checks.append(_Check(f"{column}_integer", gxe.ExpectColumnValuesToBeInTypeList(
@@ -306,7 +306,7 @@ def _hash_checks(gxe) -> list[_Check]:
     return [_named(_Check("no_split_overlap", gxe.ExpectColumnValuesToBeBetween(
         column="splits", max_value=1),
         lambda r: f"hash: {_count(r)} distinct images appear in more than one of "
-                  f"{'/'.join(prepare.SPLITS)}"
+                  f"{'/'.join(artifacts.SPLITS)}"
                   f"{_examples(r, key='hash', shorten=True)}"))]
 
 
@@ -324,12 +324,12 @@ def _split_checks(gxe, info: artifacts.DatasetInfo, cfg: ValidateConfig) -> list
 
     checks = [_Check("train_not_empty", gxe.ExpectColumnValuesToBeBetween(column="train_images", min_value=1),
                      lambda r: "split: the train split is empty")]
-    for split in prepare.SPLITS[1:]:
+    for split in artifacts.SPLITS[1:]:
         checks.append(_Check(f"{split}_rows_ok", gxe.ExpectColumnValuesToBeBetween(
             column=f"{split}_images", min_value=cfg.min_holdout_rows),
             lambda r, split=split: f"split: {split} has {observed(r)} images, below "
                                    f"validate.min_holdout_rows={cfg.min_holdout_rows}"))
-    for split in prepare.SPLITS:
+    for split in artifacts.SPLITS:
         expected = getattr(info, f"{split}_count")
         checks.append(_Check(f"{split}_count_matches_info", gxe.ExpectColumnValuesToBeBetween(
             column=f"{split}_images", min_value=expected, max_value=expected),

@@ -1,1 +1,2 @@
-"""Evaluation: a frozen feature space of our own (no downloads), the metrics, and the report."""
+"""Evaluation: every metric against the test split beside the real floor and the known-bad baselines, and the
+report. The feature space and the metrics themselves live in `ganops.features`."""

@@ -17,16 +17,13 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
-from ganops import artifacts, imaging, lineage, metric_specs, registry
-from ganops.config import EvaluateConfig, RegisterConfig
-from ganops.data import prepare
-from ganops.evaluation import baselines, metrics, report
-from ganops.evaluation import featurizer as featurizer_lib
+from ganops import artifacts, imaging, lineage, metric_specs
+from ganops.config import EvaluateConfig
+from ganops.evaluation import baselines, report
+from ganops.features import featurizer as featurizer_lib
+from ganops.features import metrics, quality
 from ganops.models import sampling
-from ganops.training.train import GENERATOR_FILE, HISTORY_FILE, RUN_FILE
 
 GRID_IMAGES = 64
 NEIGHBOUR_PAIRS = 10  # generated samples shown beside their nearest training image
@@ -78,6 +75,8 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
     measured = {name: _MeasuredSet(*featurizer.features_and_probabilities(batch)) for name, batch in images.items()}
     reference_features, reference_probs = featurizer.features_and_probabilities(test_split.images[reference_index])
     train_features = featurizer.features(train_split.images)
+    # The training monitor's recipe: each set's Fréchet distance to the reference, over the real set's (the floor).
+    holdout = quality.HoldoutReference.with_floor(reference_features, measured[metric_specs.REAL].features)
 
     draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     reference_stats = metrics.reference_replicate_stats(reference_features, draws)
@@ -90,8 +89,7 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
     for name, measured_set in measured.items():
         results: dict = {}
         fd_raw[name] = metrics.fd_replicates(measured_set.features, draws, reference_stats)
-        _with_interval(results, "fd", metrics.frechet_distance(measured_set.features, reference_features),
-                       fd_raw[name], cfg.confidence)
+        _with_interval(results, "fd", holdout.fd(measured_set.features), fd_raw[name], cfg.confidence)
         kid_subsets = metrics.kid_subset_estimates(measured_set.features, reference_features, subset,
                                                    cfg.kid_subsets, cfg.seed)
         results["kid"] = float(kid_subsets.mean())
@@ -108,10 +106,9 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
         sections[name] = results
     for name in (metric_specs.MODEL, metric_specs.REAL):
         sections[name]["fd_infinity"] = metrics.fd_infinity(measured[name].features, reference_features, cfg.seed)
-    floor = sections[metric_specs.REAL]["fd"]
     for name, results in sections.items():
         # Ratio of raw replicates (both carry the resampling bias), then centred on the estimated ratio.
-        _with_interval(results, "fd_ratio", metrics.floor_ratio(results["fd"], floor),
+        _with_interval(results, "fd_ratio", holdout.ratio(results["fd"]),
                        fd_raw[name] / fd_raw[metric_specs.REAL], cfg.confidence)
 
     # Copying: generated samples against the whole train split and the reference; the floor is new real
@@ -202,18 +199,6 @@ def class_grid(images: np.ndarray, classes: np.ndarray, num_classes: int,
     return cells.reshape(num_classes * columns, *images.shape[1:])
 
 
-def champion_summary(register_cfg: RegisterConfig) -> dict | None:
-    """The registry's `champion` version: its number, featurizer hash and `metric.*` tags; None when there is
-    no such model or alias yet. Call inside a configured MLflow context."""
-    try:
-        version = MlflowClient().get_model_version_by_alias(register_cfg.model_name, register_cfg.champion_alias)
-    except MlflowException:
-        return None
-    return {"name": register_cfg.model_name, "alias": register_cfg.champion_alias, "version": str(version.version),
-            "run_id": version.run_id, "featurizer_hash": version.tags.get(registry.FEATURIZER_TAG),
-            "metrics": registry.tagged_metrics(version.tags)}
-
-
 def numeric_items(results: dict, prefix: str = "") -> dict[str, float]:
     """metrics.json's numbers flattened one level (`real.fd`), as MLflow metric names."""
     flat: dict[str, float] = {}
@@ -242,16 +227,17 @@ def summary_line(results: dict, featurizer: featurizer_lib.Featurizer) -> str:
 def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, featurizer_path: str | Path,
         metrics_path: str | Path, samples_path: str | Path, *, paired_path: str | Path | None = None,
         figures_dir: str | Path | None = None, report_path: str | Path | None = None,
-        register_cfg: RegisterConfig | None = None, params_path: str | Path | None = None,
+        champion: dict | None = None, params_path: str | Path | None = None,
         validation_path: str | Path | None = None) -> dict:
     """Sample the trained generator, compute every metric on the test split, write metrics.json, the gate's
     paired bootstrap evidence and the sample grid, and (when given the paths) the figures folder and the HTML
     report; log all of it to this execution's MLflow record (`lineage`), the metrics once, against the test
-    dataset. With `register_cfg` the report also shows the registry's champion."""
+    dataset. With `champion` (the registry's champion version, `registry.champion.summary`) the report
+    compares with it."""
     prepared_dir, model_dir = Path(prepared_dir), Path(model_dir)
-    info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
-    splits = {name: artifacts.read_split(prepared_dir / file_name) for name, file_name in prepare.SPLIT_FILES.items()}
-    generator = sampling.load_generator(model_dir / GENERATOR_FILE)
+    prepared, model_folder = artifacts.PreparedData(prepared_dir), artifacts.ModelFolder(model_dir)
+    info, splits = prepared.read_info(), prepared.read_splits()
+    generator = sampling.load_generator(model_folder.generator_path)
     featurizer = featurizer_lib.load(featurizer_path)
     count = min(cfg.num_samples, len(splits["train"]), len(splits["test"]))
     classes = sampling.num_classes(generator)
@@ -275,14 +261,13 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
                             validation=Path(validation_path) if validation_path else None)
     with lineage.open_record(inputs) as active:
         run_id = active.info.run_id
-        lineage.note_training_run(artifacts.read_json(model_dir / RUN_FILE).get("run_id"))
-        champion = champion_summary(register_cfg) if register_cfg is not None else None
+        lineage.note_training_run(model_folder.read_run().run_id)
         if report_path is not None:
             report.write(report_path, report.Context(
                 run_id=run_id, metrics=results, champion=champion, samples=Path(samples_path),
                 class_grid=figures.get(CLASS_GRID_FILE), neighbours=figures.get(NEIGHBOURS_FILE),
                 class_table=evaluation.class_table,
-                neighbour_distances=evaluation.neighbours[2], history=model_dir / HISTORY_FILE,
+                neighbour_distances=evaluation.neighbours[2], history=model_folder.history_path,
                 conditional=bool(classes)))
         mlflow.log_metrics({f"eval.{k}": v for k, v in numeric_items(results).items()},
                            dataset=lineage.dataset(prepared_dir, info, "test"))

@@ -23,7 +23,6 @@ from PIL import Image
 
 from ganops import artifacts, metric_specs
 
-
 PICTURE_WIDTH = 420  # target on-screen width of sample grids, in CSS pixels
 
 
@@ -35,7 +34,7 @@ _SET_LABELS = {metric_specs.MODEL: "This model", metric_specs.REAL: "Real (floor
 class Context:
     run_id: str
     metrics: dict
-    champion: dict | None  # evaluate.champion_summary
+    champion: dict | None  # registry.champion.summary
     samples: Path  # sample grid PNG
     class_grid: Path | None  # per-class grid PNG (labelled data)
     neighbours: Path | None  # nearest-training-neighbour pairs PNG

@@ -32,8 +32,9 @@ def _replica_seed(seed_generator: keras.random.SeedGenerator):
 
 @keras.saving.register_keras_serializable(package="ganops")
 class GAN(keras.Model):
+    # No tunable defaults here (nor in `compile`): each has one, in `config.TrainConfig`.
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
-                 num_classes: int = 0, ema_decay: float = 0.999, augment_policy=(), seed: int = 0,
+                 num_classes: int = 0, *, ema_decay: float, augment_policy, seed: int,
                  ema_generator: keras.Model | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
@@ -62,8 +63,8 @@ class GAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self._multi_step_function = None
 
-    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
-                loss: str = "nonsaturating", gp_weight: float = 10.0, r1_weight: float = 0.0, **kwargs):
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, *,
+                loss: str, gp_weight: float, r1_weight: float, **kwargs):
         super().compile(**kwargs)
         if loss not in losses.LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {sorted(losses.LOSSES)}")

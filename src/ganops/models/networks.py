@@ -14,6 +14,10 @@ from keras import layers
 
 from ganops.errors import GanopsError
 
+# Each arch's classic discriminator dropout, used when `train.d_dropout` is null: the TensorFlow DCGAN
+# tutorial's 0.3, none for the classic Keras mlp.
+ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0}
+
 
 def _upsampling_plan(size: int) -> tuple[int, int]:
     """Return (start side, number of stride-2 upsamplings) with a start side between 2 and 7.
@@ -84,10 +88,10 @@ def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], ba
     return keras.Model(inputs if num_classes else inputs[0], images, name="generator")
 
 
-def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: int, dropout: float = 0.3,
+def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: int, dropout: float,
                               num_classes: int = 0, spectral_norm: bool = False) -> keras.Model:
     """DCGAN discriminator. At 28×28 this is the tutorial's Conv2D 64 and 128 (5×5, stride 2), each with
-    LeakyReLU and Dropout 0.3, then Dense 1 (a logit)."""
+    LeakyReLU and Dropout (the tutorial's 0.3: `ARCH_DROPOUT`), then Dense 1 (a logit)."""
     _, ups = _upsampling_plan(image_shape[0])
     inputs = _image_inputs(image_shape, num_classes)
     x = inputs[0]
@@ -113,7 +117,7 @@ def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], num_
     return keras.Model(inputs if num_classes else inputs[0], images, name="generator")
 
 
-def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float = 0.0, num_classes: int = 0,
+def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float, num_classes: int = 0,
                             spectral_norm: bool = False) -> keras.Model:
     """The classic Keras fully connected discriminator: pixels → 128 → 256 → 1 (a logit)."""
     inputs = _image_inputs(image_shape, num_classes)
@@ -139,14 +143,13 @@ def build_generator(arch: str, latent_dim: int, image_shape: tuple[int, int, int
 def build_discriminator(arch: str, image_shape: tuple[int, int, int], base_filters: int,
                         dropout: float | None = None, num_classes: int = 0,
                         spectral_norm: bool = False) -> keras.Model:
-    """`dropout=None` keeps each arch's classic value: 0.3 for dcgan (the tutorial), none for mlp."""
+    """`dropout=None` keeps the arch's classic value (`ARCH_DROPOUT`)."""
+    if arch not in ARCH_DROPOUT:
+        raise GanopsError(f"train.arch: unknown architecture {arch!r}")
+    dropout = ARCH_DROPOUT[arch] if dropout is None else dropout
     if arch == "dcgan":
-        return build_dcgan_discriminator(image_shape, base_filters, 0.3 if dropout is None else dropout,
-                                         num_classes, spectral_norm)
-    if arch == "mlp":
-        return build_mlp_discriminator(image_shape, 0.0 if dropout is None else dropout, num_classes,
-                                       spectral_norm)
-    raise GanopsError(f"train.arch: unknown architecture {arch!r}")
+        return build_dcgan_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm)
+    return build_mlp_discriminator(image_shape, dropout, num_classes, spectral_norm)
 
 
 def build_pair(arch: str, latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,

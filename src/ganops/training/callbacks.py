@@ -1,8 +1,9 @@
 """Keras callbacks the train loop drives: progress lines, MLflow metrics and sample grids, a quality
 monitor, a time budget.
 
-The loop (training/train.py) calls `on_train_begin`, `on_epoch_begin`, `on_train_batch_end` after every
-multi-step call (logs carry `step`), `on_epoch_end` with the epoch's mean losses, and `on_train_end`.
+The loop (training/loop.py) calls `on_train_begin` (logs carry `epochs_done`: the epochs completed before this
+call, non-zero when it resumes), `on_epoch_begin`, `on_train_batch_end` after every multi-step call (logs
+carry `step`), `on_epoch_end` with the epoch's mean losses, and `on_train_end`.
 Callbacks see one `logs` dict per epoch end, in list order: the monitor, listed before the progress line and
 the MLflow logger, adds its values there so both show them.
 """
@@ -17,7 +18,7 @@ import mlflow
 import numpy as np
 
 from ganops import imaging, metric_specs
-from ganops.evaluation import metrics
+from ganops.features import metrics, quality
 from ganops.models import sampling, standing
 
 
@@ -136,6 +137,9 @@ class SampleGrid(keras.callbacks.Callback):
         self.last_logged = None
         self.epochs_done = 0
 
+    def on_train_begin(self, logs=None):
+        self.epochs_done = (logs or {}).get("epochs_done", 0)  # a resumed run counts on from its checkpoint
+
     def log(self, epoch: int):
         if mlflow.active_run() is None or self.last_logged == epoch:
             return
@@ -158,9 +162,9 @@ class QualityMonitor(keras.callbacks.Callback):
     """Every `every` epochs and at the last one (the final epoch, or the one the time budget stopped): the
     Fréchet distance from the EMA generator's samples to a validation sample in the featurizer's space, and its
     ratio to the real-vs-real floor — the evaluate stage's `fd` and `fd_ratio`, drawn and computed by the same
-    functions (`metrics.reference_indices`, `frechet_distance`, `floor_ratio`; `sampling`) with `seed` and
-    `num_samples` in place of evaluate's. The samples come from one fixed seeded latent batch (every class
-    equally often when conditional); the reference features and the floor are computed once, at train start.
+    recipe (`metrics.reference_indices`, `quality.HoldoutReference`; `sampling`) with `seed` and `num_samples`
+    in place of evaluate's. The samples come from one fixed seeded latent batch (every class equally often
+    when conditional); the reference features and the floor are computed once, at train start.
 
     Adds `monitor.fd` and `monitor.fd_ratio` to the epoch's logs (the progress line prints them, the MLflow
     logger logs them with step = epoch) and keeps them in `values` by epoch for the history. `seconds` sums
@@ -184,12 +188,12 @@ class QualityMonitor(keras.callbacks.Callback):
         self.labels = sampling.balanced_labels(self.count, num_classes) if num_classes else None
         self.values: dict[int, dict[str, float]] = {}
         self.seconds = 0.0
-        self.fd_real = None
+        self.reference: quality.HoldoutReference | None = None  # measured at train start
 
     def on_train_begin(self, logs=None):
         started = time.perf_counter()
-        self.reference_features = self.featurizer.features(self.reference_images)
-        self.fd_real = metrics.frechet_distance(self.featurizer.features(self.real_images), self.reference_features)
+        self.reference = quality.HoldoutReference.with_floor(self.featurizer.features(self.reference_images),
+                                                             self.featurizer.features(self.real_images))
         self.latent = sampling.latent_batch(self.model.ema_generator, self.count, self.seed)
         self.seconds += time.perf_counter() - started
 
@@ -197,8 +201,7 @@ class QualityMonitor(keras.callbacks.Callback):
         # The saved product's BatchNorm statistics (train.run), on a copy: the EMA keeps its averaged ones.
         generator = standing.with_standing_statistics(self.model.ema_generator, seed=self.seed)
         generated = sampling.generate(generator, self.latent, self.labels)
-        fd = metrics.frechet_distance(self.featurizer.features(generated), self.reference_features)
-        return {"fd": fd, "fd_ratio": metrics.floor_ratio(fd, self.fd_real)}
+        return self.reference.measure(self.featurizer.features(generated))
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1

@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 from ganops.config import DataConfig
 from ganops.data.sources import csv, digits, folder, idx, npz
-from ganops.data.sources.common import RESIZE_FILTER, LoadedImages, all_loaded, match_channels, resize_to
+from ganops.data.sources.common import (
+    RESIZE_FILTER,
+    LoadedImages,
+    all_loaded,
+    match_channels,
+    resize_to,
+)
 from ganops.errors import GanopsError
 
 __all__ = ["RESIZE_FILTER", "SOURCES", "LoadedImages", "all_loaded", "load", "match_channels", "resize_to"]

@@ -14,7 +14,13 @@ import pandas as pd
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, existing, finish, integer_labels, uniform_shapes, unit_from_numbers)
+    LoadedImages,
+    existing,
+    finish,
+    integer_labels,
+    uniform_shapes,
+    unit_from_numbers,
+)
 from ganops.errors import GanopsError
 
 _CHUNK_ROWS = 5000  # rows parsed at a time: bounds the parser's memory

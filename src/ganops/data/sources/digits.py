@@ -9,7 +9,9 @@ from ganops.data.sources.common import LoadedImages, finish, uniform_shapes
 
 
 def load(cfg: DataConfig) -> LoadedImages:
-    from sklearn.datasets import load_digits  # only this source needs scikit-learn's datasets
+    from sklearn.datasets import (
+        load_digits,  # only this source needs scikit-learn's datasets
+    )
 
     bunch = load_digits()
     images01 = (bunch.images.astype(np.float32) / 16.0)[..., None]

@@ -20,7 +20,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ganops.config import DataConfig
-from ganops.data.sources.common import LoadedImages, existing, finish, unit_from_integers
+from ganops.data.sources.common import (
+    LoadedImages,
+    existing,
+    finish,
+    unit_from_integers,
+)
 from ganops.errors import GanopsError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}

@@ -19,7 +19,13 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, all_loaded, existing, finish_integers, integer_labels, uniform_shapes)
+    LoadedImages,
+    all_loaded,
+    existing,
+    finish_integers,
+    integer_labels,
+    uniform_shapes,
+)
 from ganops.errors import GanopsError
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

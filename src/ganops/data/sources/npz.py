@@ -12,7 +12,14 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages, existing, finish, finish_integers, integer_labels, uniform_shapes, unit_from_numbers)
+    LoadedImages,
+    existing,
+    finish,
+    finish_integers,
+    integer_labels,
+    uniform_shapes,
+    unit_from_numbers,
+)
 from ganops.errors import GanopsError
 
 

@@ -42,7 +42,6 @@ import tensorflow as tf
 
 from ganops import artifacts
 from ganops.config import FeaturizeConfig
-from ganops.data import prepare
 from ganops.errors import GanopsError
 
 MODEL_FILE = "featurizer.keras"
@@ -265,9 +264,9 @@ def run(cfg: FeaturizeConfig, prepared_dir: str | Path, model_path: str | Path,
     """The featurize stage: build the feature space from the prepared train split, score it on the validation
     split, save the network (a .keras file `load` reads) and its summary."""
     prepared_dir = Path(prepared_dir)
-    info = artifacts.read_dataset_info(prepared_dir / prepare.INFO_FILE)
-    train_split = artifacts.read_split(prepared_dir / prepare.TRAIN_FILE)
-    validation_split = artifacts.read_split(prepared_dir / prepare.VALIDATION_FILE)
+    prepared = artifacts.PreparedData(prepared_dir)
+    info = prepared.read_info()
+    train_split, validation_split = prepared.read_split("train"), prepared.read_split("validation")
     featurizer, score = train(cfg, train_split, validation_split, info.num_classes)
     with artifacts.atomic_path(model_path) as tmp:
         featurizer.network.save(tmp)
