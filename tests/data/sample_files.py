@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from PIL import Image
 
 
@@ -44,8 +43,3 @@ def write_folder(root: Path, images: np.ndarray, labels: np.ndarray | None, suff
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i:05d}{suffix}")
     return root
-
-
-def write_params(params_file: Path, **data) -> Path:
-    params_file.write_text(yaml.safe_dump({"data": data}))
-    return params_file

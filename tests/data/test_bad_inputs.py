@@ -3,6 +3,7 @@ problem, and nothing written; a previous good output survives a failed run untou
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,19 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sample_files import sample_images, write_csv, write_folder, write_idx, write_params
 
 from ganops import artifacts
 from ganops.config import DataConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
+from tests.data.sample_files import sample_images, write_csv, write_folder, write_idx
+from tests.helpers import write_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_prepare(params: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "pipeline/prepare.py", "--params", str(params), "--out", str(out)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+                          check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
 
 def png_folder(tmp_path: Path, count: int = 12) -> Path:
@@ -181,7 +183,7 @@ def test_bad_input_fails_the_library_with_one_line(tmp_path, make_case):
 def test_bad_input_exits_1_and_writes_nothing(tmp_path, make_case):
     data, message = make_case(tmp_path)
     stage = tmp_path / "stage"
-    result = run_prepare(write_params(tmp_path / "params.yaml", **data), stage / "prepared")
+    result = run_prepare(write_params(tmp_path / "params.yaml", data=data), stage / "prepared")
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("ganops prepare: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
@@ -189,12 +191,12 @@ def test_bad_input_exits_1_and_writes_nothing(tmp_path, make_case):
     assert not stage.exists() or not any(stage.iterdir())
 
 
-def test_failed_run_leaves_the_previous_output_untouched(tmp_path):
+def test_failed_run_leaves_the_previous_output_untouched(prepared_digits, tmp_path):
     out = tmp_path / "stage" / "prepared"
-    prepare.run(DataConfig(max_images=120), out)
+    shutil.copytree(prepared_digits, out)  # a previous successful run's output
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     data, _ = truncated_image(tmp_path)
-    result = run_prepare(write_params(tmp_path / "params.yaml", **data), out)
+    result = run_prepare(write_params(tmp_path / "params.yaml", data=data), out)
     assert result.returncode == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in (tmp_path / "stage").iterdir()] == ["prepared"]  # no temporary sibling left
@@ -205,8 +207,8 @@ def test_skip_unreadable_skips_and_reports_each_file(tmp_path):
     root = Path(data["path"])
     (root / "0" / "00002.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     out = tmp_path / "prepared"
-    result = run_prepare(write_params(tmp_path / "params.yaml", skip_unreadable=True, image_size=8,
-                                     **data), out)
+    result = run_prepare(write_params(tmp_path / "params.yaml",
+                                      data={**data, "skip_unreadable": True, "image_size": 8}), out)
     assert result.returncode == 0, result.stderr
     skipped_lines = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped_lines) == 2 and "bad.png: cannot read image" in skipped_lines[1]

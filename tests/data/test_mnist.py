@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import MNIST_DIR
 
 from ganops import artifacts
 from ganops.config import DataConfig
 from ganops.data import prepare
+from tests.helpers import MNIST_DIR
 
 IMAGES = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"

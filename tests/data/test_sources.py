@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from sample_files import sample_images, write_csv, write_folder, write_idx
 
 from ganops.config import DataConfig
 from ganops.data import prepare, sources
 from ganops.data.sources import folder
 from ganops.errors import GanopsError
+from tests.data.sample_files import sample_images, write_csv, write_folder, write_idx
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_folder_jpeg_rgb_named_classes_and_sizes(tmp_path):
     assert loaded.classes == {0: "cat", 1: "dog"}
     np.testing.assert_array_equal(loaded.labels, [0, 0, 0, 1, 1, 1])
     assert loaded.orig_shapes[0].tolist() == [20, 24, 3] and loaded.orig_shapes[-1].tolist() == [16, 20, 3]
-    assert 0.0 <= loaded.images.min() and loaded.images.max() <= 1.0
+    assert loaded.images.min() >= 0.0 and loaded.images.max() <= 1.0
 
 
 def test_folder_mixed_channels_convert_when_allowed(tmp_path):
@@ -107,7 +107,7 @@ def test_parallel_folder_decode_matches_serial(tmp_path, images_and_labels):
     serial = folder.decode_all(paths, workers=1)
     parallel = folder.decode_all(paths, workers=2)
     assert len(parallel) == len(serial) == len(images)
-    for (a, kind_a), (b, kind_b) in zip(serial, parallel):
+    for (a, kind_a), (b, kind_b) in zip(serial, parallel, strict=False):
         np.testing.assert_array_equal(a, b)
         assert kind_a == kind_b == "grayscale"
 

@@ -13,17 +13,15 @@ import pandas as pd
 import pytest
 
 from ganops import artifacts
-from ganops.config import DataConfig, ValidateConfig, parse_params
-from ganops.data import prepare, validate
+from ganops.config import ValidateConfig, parse_params
+from ganops.data import validate
 from ganops.errors import GanopsError
 
 
 @pytest.fixture(scope="module")
-def prepared_source(tmp_path_factory) -> Path:
+def prepared_source(prepare_digits) -> Path:
     """200 built-in digits through the real prepare stage: 130 train, 30 validation, 40 test, 10 classes."""
-    out = tmp_path_factory.mktemp("validate") / "prepared"
-    prepare.run(DataConfig(max_images=200), out)
-    return out
+    return prepare_digits(max_images=200)
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from ganops import offline_assets
-from ganops.config import load_params
-from ganops.data import prepare, validate
+from ganops.data import validate
+from tests.helpers import shrunk_params
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 OFFLINE = ("--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND")
@@ -140,14 +140,13 @@ def test_dvc_plots_page_draws_offline(chromium, assets_dir, tmp_path):
 # --- Data Docs ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cdn_docs(tmp_path_factory, repo_root) -> Path:
+def cdn_docs(prepare_digits, tmp_path_factory) -> Path:
     """Data Docs from the validate stage's code on 200 built-in digits, in a repository without the assets."""
-    params = load_params(repo_root / "params.yaml")
+    prepared = prepare_digits(max_images=200)
     out = tmp_path_factory.mktemp("data-docs")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DVC_ROOT", str(out))  # the repository root the stage sees: no .offline-assets there
-        prepare.run(params.data.model_copy(update={"max_images": 200}), out / "prepared")
-        validate.run(out / "prepared", params.validation, out / "validation")
+        validate.run(prepared, shrunk_params().validation, out / "validation")
     docs = out / "validation" / validate.DOCS_DIR
     assert "cdn.jsdelivr.net" in (docs / "index.html").read_text(encoding="utf-8")
     return docs

@@ -21,21 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
-from registry_helpers import free_port, server  # noqa: E402  (the servers every other test starts)
+from tests.helpers import MNIST_DIR, SHARED_DIR, VENV_BIN, free_port, server, write_shrunk_params
 
-VENV_BIN = Path(sys.executable).parent
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-MNIST = SHARED / "data" / "mnist-t10k"
-
-SHRUNK = {
-    "data": {"max_images": 300},
-    "featurize": {"epochs": 2, "min_steps": 0, "feature_dim": 16},
-    "train": {"epochs": 3, "batch_size": 32, "base_filters": 8, "monitor_every_epochs": None},
-    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
-}
+SHRUNK = {"featurize": {"epochs": 2}, "train": {"epochs": 3, "monitor_every_epochs": None}}  # on shrunk_params
 SHRINK_EXPERIMENT = ["-S", "train.max_seconds=3"]  # the MNIST experiments: a few seconds of training
 
 
@@ -147,12 +136,9 @@ def repo(tmp_path_factory, repo_root) -> tuple[Path, dict]:
         shutil.copy2(repo_root / name, repo / name)
     for name in ("pipeline", "src", "benchmarks", "data/raw"):
         shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    if SHARED.exists():
-        (root / "shared").symlink_to(SHARED)  # the README's ../shared/data paths
-    params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    for section, values in SHRUNK.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if SHARED_DIR.exists():
+        (root / "shared").symlink_to(SHARED_DIR)  # the README's ../shared/data paths
+    write_shrunk_params(repo / "params.yaml", **SHRUNK)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}", EDITOR="true", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
@@ -163,7 +149,8 @@ def repo(tmp_path_factory, repo_root) -> tuple[Path, dict]:
 
 
 def _run(command: str, repo: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(command, shell=True, check=False, cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=timeout)
     assert done.returncode == 0, (f"README command failed ({done.returncode}): {command}\n"
                                   f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
@@ -186,8 +173,8 @@ def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
                 ran.append("python block")
                 continue
             rule = rule_for(text)
-            if rule.action == "skip" or (rule.needs_mnist and not MNIST.exists()):
-                skipped.append((text, rule.detail if rule.action == "skip" else f"{MNIST} is absent"))
+            if rule.action == "skip" or (rule.needs_mnist and not MNIST_DIR.exists()):
+                skipped.append((text, rule.detail if rule.action == "skip" else f"{MNIST_DIR} is absent"))
                 continue
             if rule.action == "server":
                 log = tmp_path / f"server-{len(ran)}.log"

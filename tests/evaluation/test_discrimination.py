@@ -32,10 +32,9 @@ from ganops.config import DataConfig, FeaturizeConfig
 from ganops.data import prepare
 from ganops.evaluation import baselines
 from ganops.features import featurizer, metrics
+from tests.helpers import MNIST_DIR
 
 SEEDS = range(20)
-# tests/conftest.py's MNIST_DIR: `from conftest import` here would find this folder's conftest instead.
-MNIST_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist-t10k"
 MNIST_IMAGES = MNIST_DIR / "t10k-images-idx3-ubyte.gz"
 MNIST_LABELS = MNIST_DIR / "t10k-labels-idx1-ubyte.gz"
 BASELINES = ("pixel_gaussian_clipped", "pixel_gaussian", "noisy", "blurred", "half_classes")
@@ -71,10 +70,12 @@ class Table:
         return "\n".join(lines)
 
 
-def _prepared(tmp_path_factory, data: DataConfig) -> dict[str, artifacts.Split]:
-    out = tmp_path_factory.mktemp("prepared") / "prepared"
-    prepare.run(data.model_copy(update={"validation_fraction": 0.2, "test_fraction": 0.2}), out)
-    return {name: artifacts.read_split(out / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
+HOLDOUT = {"validation_fraction": 0.2, "test_fraction": 0.2}
+
+
+def _splits(prepared: Path) -> dict[str, artifacts.Split]:
+    return {name: artifacts.read_split(prepared / file_name)
+            for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
 
 
 def _featurizer(splits: dict[str, artifacts.Split]) -> featurizer.Featurizer:
@@ -113,8 +114,8 @@ def _measure(title: str, model: featurizer.Featurizer, splits: dict[str, artifac
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> tuple[featurizer.Featurizer, Table, np.ndarray]:
-    splits = _prepared(tmp_path_factory, DataConfig())
+def digits(prepare_digits) -> tuple[featurizer.Featurizer, Table, np.ndarray]:
+    splits = _splits(prepare_digits(max_images=None, **HOLDOUT))  # all 1,797 digits
     model = _featurizer(splits)
     held_out = np.concatenate([splits["validation"].images, splits["test"].images])
     return model, _measure("digits 8x8, n = 360", model, splits, n=360), held_out
@@ -156,8 +157,10 @@ def test_digits_feature_covariance_is_well_conditioned(digits):
 @pytest.mark.skipif(not (MNIST_IMAGES.exists() and MNIST_LABELS.exists()),
                     reason=f"the MNIST test set is absent ({MNIST_DIR})")
 def test_mnist_baselines_score_at_least_ten_times_the_floor(tmp_path_factory):
-    splits = _prepared(tmp_path_factory, DataConfig(source="idx", path=str(MNIST_IMAGES),
-                                                    labels_path=str(MNIST_LABELS), image_size=28))
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    prepare.run(DataConfig(source="idx", path=str(MNIST_IMAGES), labels_path=str(MNIST_LABELS), image_size=28,
+                           **HOLDOUT), out)
+    splits = _splits(out)
     table = _measure("MNIST t10k 28x28, n = 2,000", _featurizer(splits), splits, n=2000)
     low, high = table.interval
     assert low <= table.mean("second_real") <= high, table.show()

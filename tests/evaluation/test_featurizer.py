@@ -13,8 +13,9 @@ from ganops import artifacts
 from ganops.config import FeaturizeConfig, parse_params
 from ganops.errors import GanopsError
 from ganops.features import featurizer
+from tests.helpers import shrunk_params
 
-ONE_EPOCH = FeaturizeConfig(epochs=1, min_steps=0, feature_dim=16, batch_size=8)
+ONE_EPOCH = shrunk_params(featurize={"epochs": 1, "batch_size": 8}).featurize
 
 
 def _split(shape: tuple[int, int, int], count: int, labelled: bool, seed: int = 0) -> artifacts.Split:

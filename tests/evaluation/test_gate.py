@@ -11,23 +11,22 @@ from ganops.config import EvaluateConfig, PromoteConfig, RegisterConfig
 from ganops.evaluation import evaluate
 from ganops.registry import promotion, registration
 
-CFG = EvaluateConfig(bootstrap_replicates=200, kid_subsets=10)
+EVALUATE = EvaluateConfig(bootstrap_replicates=200, kid_subsets=10)  # full size: the gate as the pipeline runs it
 REGISTER = RegisterConfig(max_images_per_request=16)
 
 
 @pytest.fixture(scope="module")
-def full_digits(tmp_path_factory):
+def full_digits(prepare_digits, tmp_path_factory):
     """All 1,797 digits prepared (1,167 / 270 / 360) and the default featurizer trained on them: at the shared
     fixture's 45 validation images, fewer than the 128 features, a Fréchet distance barely tells noise from
     real images."""
-    from ganops.config import DataConfig, FeaturizeConfig
-    from ganops.data import prepare
+    from ganops.config import FeaturizeConfig
     from ganops.features import featurizer
 
+    prepared = prepare_digits(max_images=None)
     root = tmp_path_factory.mktemp("full-digits")
-    prepare.run(DataConfig(), root / "prepared")
-    featurizer.run(FeaturizeConfig(), root / "prepared", root / "featurizer.keras", root / "featurizer.json")
-    splits = {name: artifacts.read_split(root / "prepared" / file_name)
+    featurizer.run(FeaturizeConfig(), prepared, root / "featurizer.keras", root / "featurizer.json")
+    splits = {name: artifacts.read_split(prepared / file_name)
               for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
     return splits, featurizer.load(root / "featurizer.keras")
 
@@ -47,7 +46,7 @@ def evidence(full_digits):
     }
     found = {}
     for name, images in stand_ins.items():
-        evaluation = evaluate.compute(CFG, images, train, digits_splits["test"], validation, digits_featurizer)
+        evaluation = evaluate.compute(EVALUATE, images, train, digits_splits["test"], validation, digits_featurizer)
         found[name] = registration.gate_evidence(evaluation.metrics, {**evaluation.paired, "data_hash": "d" * 40})
     return found
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from ganops import metric_specs
-from ganops.config import EvaluateConfig
 from ganops.evaluation import evaluate
+from tests.helpers import shrunk_params
 
-CFG = EvaluateConfig(bootstrap_replicates=50, kid_subsets=20)
+EVALUATE = shrunk_params(evaluate={"bootstrap_replicates": 50, "kid_subsets": 20}).evaluate
 
 
 def _draw(images: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -18,7 +18,7 @@ def _draw(images: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 def _compute(splits, images, featurizer) -> evaluate.Evaluation:
-    return evaluate.compute(CFG, images, splits["train"], splits["test"], splits["validation"], featurizer)
+    return evaluate.compute(EVALUATE, images, splits["train"], splits["test"], splits["validation"], featurizer)
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 
 from ganops import artifacts, imaging, lineage
-from ganops.config import EvaluateConfig, RegisterConfig, TrainConfig
+from ganops.config import RegisterConfig
 from ganops.evaluation import evaluate, report
 from ganops.registry import registration
 from ganops.registry.champion import summary as champion_summary
 from ganops.training import train
+from tests.helpers import shrunk_params
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -25,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _evaluate(paths, prepared, featurizer_path, register_cfg=None):
     """The evaluate stage as its entry point runs it: the champion looked up in the registry, then passed in."""
     champion = champion_summary(register_cfg) if register_cfg is not None else None
-    return evaluate.run(EvaluateConfig(num_samples=60, kid_subsets=10, bootstrap_replicates=20), prepared,
+    return evaluate.run(shrunk_params(evaluate={"kid_subsets": 10}).evaluate, prepared,
                         paths / "models", featurizer_path, paths / "metrics.json", paths / "samples.png",
                         paired_path=paths / "paired.json", figures_dir=paths / "evaluation", report_path=paths / "report.html",
                         champion=champion)
@@ -37,8 +38,7 @@ def _images(page: str) -> list[str]:
 
 @pytest.fixture
 def trained(prepared_digits, tmp_path, mlflow_store):
-    cfg = TrainConfig(arch="mlp", conditional=True, epochs=2, max_seconds=None, batch_size=32, latent_dim=16,
-                      sample_every_epochs=1, monitor_every_epochs=None)
+    cfg = shrunk_params(train={"conditional": True, "sample_every_epochs": 1, "monitor_every_epochs": None}).train
     train.run(cfg, prepared_digits, tmp_path / "models", tmp_path / "checkpoints", say=lambda _: None)
     return tmp_path
 

@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 
 from ganops import artifacts, imaging
-from ganops.config import EvaluateConfig, FeaturizeConfig
 from ganops.evaluation import evaluate, report
 from ganops.features import featurizer
+from tests.helpers import shrunk_params
 
 
 def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_digits, tmp_path):
@@ -24,7 +24,8 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
     info = artifacts.read_dataset_info(unlabelled / artifacts.PreparedData.INFO_FILE)
     artifacts.write_dataset_info(unlabelled / artifacts.PreparedData.INFO_FILE, dataclasses.replace(info, num_classes=0))
 
-    summary = featurizer.run(FeaturizeConfig(epochs=5, min_steps=0, feature_dim=16), unlabelled, tmp_path / "ae.keras",
+    params = shrunk_params(featurize={"epochs": 5})
+    summary = featurizer.run(params.featurize, unlabelled, tmp_path / "ae.keras",
                              tmp_path / "featurizer.json")
     assert summary["kind"] == "autoencoder" and 0.0 < summary["validation_reconstruction_mse"] < 1.0
     assert "validation_accuracy" not in json.loads((tmp_path / "featurizer.json").read_text())
@@ -33,7 +34,7 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
 
     splits = {name: artifacts.read_split(unlabelled / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
     train, test = splits["train"], splits["test"]
-    evaluation = evaluate.compute(EvaluateConfig(bootstrap_replicates=20, kid_subsets=5), train.images[:len(test)],
+    evaluation = evaluate.compute(params.evaluate, train.images[:len(test)],
                                   train, test, splits["validation"], autoencoder)
     metrics = evaluation.metrics
     assert metrics["featurizer"] == "autoencoder" and evaluation.class_table is None

@@ -6,14 +6,13 @@ import pytest
 import tensorflow as tf
 
 from ganops import artifacts
-from ganops.config import TrainConfig
 from ganops.errors import GanopsError
 from ganops.models import sampling
 from ganops.models.gan import GAN
 from ganops.training import train as train_lib
+from tests.helpers import shrunk_params
 
-TINY = TrainConfig(arch="dcgan", r1_weight=0.0, max_seconds=None, epochs=2, batch_size=32, base_filters=8,
-                   latent_dim=16, ema_decay=0.9)
+TINY = shrunk_params(train={"arch": "dcgan", "r1_weight": 0.0, "ema_decay": 0.9}).train
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_train_step_runs_dropout_batchnorm_and_spectral_norm_in_training_mode(sp
     assert not np.allclose(bn.moving_mean.numpy(), moving_mean)  # BN used batch statistics
     assert not np.allclose(sn.vector_u.numpy(), vector_u)  # SN ran its power iteration
     # Each Dropout drew fresh masks once per discriminator call: real and fake batches → two draws.
-    for dropout, before in zip(dropouts, dropout_seeds):
+    for dropout, before in zip(dropouts, dropout_seeds, strict=False):
         assert dropout.seed_generator.state.numpy()[1] - before[1] == 2
     # …and masks make two training-mode calls on the same input differ, unlike inference calls.
     d = gan.discriminator
@@ -98,7 +97,7 @@ def test_conditional_gan_samples_per_class(split, arch, tmp_path):
 
 def test_conditional_needs_labels(split):
     unlabelled = artifacts.Split(images=split.images, labels=None)
-    with pytest.raises(GanopsError, match="train.conditional"):
+    with pytest.raises(GanopsError, match=r"train.conditional"):
         train_lib.train(TINY.model_copy(update={"conditional": True}), unlabelled)
 
 

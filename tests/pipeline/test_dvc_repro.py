@@ -15,16 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-SHRUNK = {
-    "data": {"max_images": 300},
-    "featurize": {"epochs": 5, "min_steps": 0, "feature_dim": 16},
-    "train": {"epochs": 2, "batch_size": 32, "base_filters": 8, "latent_dim": 16, "sample_every_epochs": 1},
-    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
-}
+from tests.helpers import write_shrunk_params
 
 
 def _run(args, cwd, env, check=True):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(args, cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -37,21 +32,19 @@ def pipeline_repo(tmp_path_factory, repo_root):
         shutil.copy(repo_root / name, repo / name)
     for name in ("pipeline", "src", "data/raw"):
         shutil.copytree(repo_root / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    for section, values in SHRUNK.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # train.epochs stays 2: test_param_typo_fails_before_any_work misspells that line.
+    write_shrunk_params(repo / "params.yaml", featurize={"epochs": 5}, train={"epochs": 2, "sample_every_epochs": 1})
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the stages' `python`
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q", "-b", "main"], repo, env)
-    _run(dvc + ["init", "-q"], repo, env)
-    _run(dvc + ["config", "core.analytics", "false"], repo, env)
+    _run([*dvc, "init", "-q"], repo, env)
+    _run([*dvc, "config", "core.analytics", "false"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "init"], repo, env)
-    first = _run(dvc + ["repro"], repo, env)
+    first = _run([*dvc, "repro"], repo, env)
     return repo, env, dvc, first
 
 
@@ -79,7 +72,7 @@ def test_repro_produces_metrics_samples_and_candidate(pipeline_repo):
 
 def test_second_repro_does_nothing(pipeline_repo):
     repo, env, dvc, _ = pipeline_repo
-    again = _run(dvc + ["repro"], repo, env)
+    again = _run([*dvc, "repro"], repo, env)
     assert "Running stage" not in again.stdout
 
 
@@ -95,11 +88,13 @@ def test_experiment_changing_evaluate_gets_its_own_record(pipeline_repo):
 
     repo, env, dvc, _ = pipeline_repo
     baseline = json.loads((repo / "reports/registered.json").read_text())
-    _run(dvc + ["exp", "run", "-n", "fewer-samples", "-S", "evaluate.num_samples=50"], repo, env)
+    _run([*dvc, "exp", "run", "-n", "fewer-samples", "-S", "evaluate.num_samples=50"], repo, env)
     registered = json.loads((repo / "reports/registered.json").read_text())
     assert json.loads((repo / "reports/metrics.json").read_text())["num_samples"] == 50
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    store = f"sqlite:///{repo / 'mlflow.db'}"
+    # Both URIs: the registry one would otherwise be whatever an earlier test in this process set globally.
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     record = client.get_run(registered["run_id"])
     assert registered["run_id"] != baseline["run_id"]
     assert record.info.run_name == "fewer-samples" and record.data.tags["dvc.experiment"] == "fewer-samples"
@@ -125,7 +120,7 @@ def test_experiment_changing_evaluate_gets_its_own_record(pipeline_repo):
     assert client.get_model_version(baseline["name"], baseline["version"]).run_id == baseline["run_id"]
 
     # `dvc exp show` lists each experiment's record and version.
-    shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], repo, env).stdout)
     rows = {rev["name"]: rev["data"]["metrics"]["reports/registered.json"]["data"]
             for commit in shown for experiment in commit.get("experiments") or [] for rev in experiment["revs"]}
     assert {k: rows["fewer-samples"][k] for k in ("run_id", "version")} == {
@@ -134,7 +129,7 @@ def test_experiment_changing_evaluate_gets_its_own_record(pipeline_repo):
 
 def test_changing_train_epochs_reruns_only_train_and_downstream(pipeline_repo):
     repo, env, dvc, _ = pipeline_repo
-    status = _run(dvc + ["status", "--json"], repo, env)
+    status = _run([*dvc, "status", "--json"], repo, env)
     assert json.loads(status.stdout) == {}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     original = (repo / "params.yaml").read_text()
@@ -142,8 +137,8 @@ def test_changing_train_epochs_reruns_only_train_and_downstream(pipeline_repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         # `dvc status` names only the stage whose own deps changed; repro shows what really reruns.
-        assert set(json.loads(_run(dvc + ["status", "--json"], repo, env).stdout)) == {"train"}
-        rerun = _run(dvc + ["repro"], repo, env)
+        assert set(json.loads(_run([*dvc, "status", "--json"], repo, env).stdout)) == {"train"}
+        rerun = _run([*dvc, "repro"], repo, env)
         ran = set(re.findall(r"Running stage '(\w+)'", rerun.stdout))
         assert ran == {"train", "evaluate", "register"}
         assert "Stage 'prepare' didn't change" in rerun.stdout
@@ -156,7 +151,7 @@ def test_param_typo_fails_before_any_work(pipeline_repo):
     original = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(original.replace("  epochs: 2\n", "  epcohs: 2\n"))
     try:
-        failed = _run(dvc + ["repro"], repo, env, check=False)
+        failed = _run([*dvc, "repro"], repo, env, check=False)
         assert failed.returncode != 0
         assert "train.epcohs: unknown key" in failed.stderr + failed.stdout
     finally:
@@ -165,8 +160,8 @@ def test_param_typo_fails_before_any_work(pipeline_repo):
 
 def test_experiment_run_with_override_is_listed(pipeline_repo):
     repo, env, dvc, _ = pipeline_repo
-    _run(dvc + ["exp", "run", "-S", "train.epochs=1"], repo, env)
-    shown = json.loads(_run(dvc + ["exp", "show", "--json"], repo, env).stdout)
+    _run([*dvc, "exp", "run", "-S", "train.epochs=1"], repo, env)
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], repo, env).stdout)
     text = json.dumps(shown)
     assert '"fd"' in text and '"fd_ratio"' in text and '"real"' in text
     registered = json.loads((repo / "reports/registered.json").read_text())

@@ -1,9 +1,10 @@
-"""Fixtures for the registry tests: a real SQLite store per test and a tiny real generator."""
+"""Fixtures for the registry tests: a tiny real generator (the store fixtures live in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-from registry_helpers import empty_store_template, save_tiny_generator, store  # noqa: F401
+
+from tests.helpers import save_tiny_generator
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from registry_helpers import LATENT_DIM, metrics, register_version
 
 from ganops import tracking
 from ganops.errors import GanopsError
 from ganops.models import sampling
 from ganops.registry import serving
+from tests.helpers import LATENT_DIM, metrics, register_version
 
 
 def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tiny_generator):

@@ -8,7 +8,13 @@ import json
 import mlflow
 import pandas as pd
 import pytest
-from registry_helpers import (
+from typer.testing import CliRunner
+
+from ganops import artifacts, lineage, tracking
+from ganops.cli import app
+from ganops.config import RegisterConfig
+from ganops.registry import registration, serving
+from tests.helpers import (
     IMAGE_SHAPE,
     VENV_BIN,
     clean_env,
@@ -20,12 +26,6 @@ from registry_helpers import (
     write_params,
     write_prepared_info,
 )
-from typer.testing import CliRunner
-
-from ganops import artifacts, lineage, tracking
-from ganops.cli import app
-from ganops.config import RegisterConfig
-from ganops.registry import registration, serving
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from registry_helpers import (
+from typer.testing import CliRunner
+
+from ganops.cli import app
+from ganops.registry import serving
+from tests.helpers import (
     IMAGE_SHAPE,
     metrics,
     register_version,
     save_tiny_generator,
     write_params,
 )
-from typer.testing import CliRunner
-
-from ganops.cli import app
-from ganops.registry import serving
 
 
 def test_generate_by_alias_writes_pngs_and_a_grid(store, tmp_path):

@@ -12,7 +12,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-from registry_helpers import (
+
+from ganops.config import RegisterConfig
+from tests.helpers import (
     IMAGE_SHAPE,
     LATENT_DIM,
     VENV_BIN,
@@ -23,8 +25,6 @@ from registry_helpers import (
     save_tiny_generator,
     server,
 )
-
-from ganops.config import RegisterConfig
 
 LIMIT = 16
 

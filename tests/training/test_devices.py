@@ -10,6 +10,7 @@ import textwrap
 
 from ganops.config import TrainConfig
 from ganops.training import devices
+from tests.helpers import shrunk_params
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -22,13 +23,10 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from ganops import artifacts
     from ganops.config import TrainConfig
-    from ganops.data import prepare
     from ganops.training import checkpoint, train
 
     split = artifacts.read_split(sys.argv[1] + "/" + artifacts.PreparedData.SPLIT_FILES["train"])
-    cfg = TrainConfig(arch="dcgan", r1_weight=0.0, epochs=1, batch_size=32, base_filters=8, latent_dim=16,
-                      ema_decay=0.9,
-                      checkpoint_every_steps=5, spectral_norm=True, augment=["translation"], conditional=True)
+    cfg = TrainConfig.model_validate_json(sys.argv[3])
     first = train.train(cfg, split, checkpoint_dir=sys.argv[2])
     # A fresh GAN under the same strategy restores the mirrored variables from the checkpoint.
     gan = train.build_gan(cfg, split.images.shape[1:], 10, first.plan)
@@ -48,8 +46,12 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_two_logical_cpus_train_mirrored_and_restore(prepared_digits, tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(prepared_digits), str(tmp_path / "checkpoints")],
-                          capture_output=True, text=True, timeout=300)
+    cfg = shrunk_params(train={"arch": "dcgan", "r1_weight": 0.0, "epochs": 1, "ema_decay": 0.9,
+                               "checkpoint_every_steps": 5, "spectral_norm": True, "augment": ["translation"],
+                               "conditional": True}).train
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(prepared_digits), str(tmp_path / "checkpoints"),
+                           cfg.model_dump_json()],
+                          check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     steps_per_epoch = 195 // 32  # the 300 prepared digits' train split

@@ -14,19 +14,18 @@ import pandas as pd
 import pytest
 
 from ganops import artifacts
-from ganops.config import FeaturizeConfig, TrainConfig
 from ganops.errors import GanopsError
 from ganops.features import featurizer
 from ganops.training import callbacks, loop, train
+from tests.helpers import shrunk_params
 
-QUICK = dict(arch="mlp", epochs=5, max_seconds=None, batch_size=32, latent_dim=16, sample_every_epochs=1000,
-             checkpoint_every_steps=1000)
+QUICK = {"epochs": 5, "sample_every_epochs": 1000, "checkpoint_every_steps": 1000}  # train overrides
 
 
 @pytest.fixture(scope="module")
 def featurizer_path(prepared_digits, tmp_path_factory):
     path = tmp_path_factory.mktemp("featurizer") / "featurizer.keras"
-    featurizer.run(FeaturizeConfig(epochs=3, min_steps=0, feature_dim=16), prepared_digits, path, path.with_suffix(".json"))
+    featurizer.run(shrunk_params().featurize, prepared_digits, path, path.with_suffix(".json"))
     return path
 
 
@@ -36,7 +35,7 @@ def _run_id(models) -> str:
 
 def test_monitor_logs_fd_ratio_per_epoch_and_writes_history(prepared_digits, featurizer_path, tmp_path,
                                                             mlflow_store, capsys):
-    cfg = TrainConfig(**QUICK, monitor_every_epochs=2, monitor_samples=50)
+    cfg = shrunk_params(train={**QUICK, "monitor_every_epochs": 2, "monitor_samples": 50}).train
     models = tmp_path / "models" / "gan"
     train.run(cfg, prepared_digits, models, featurizer_path=featurizer_path, say=lambda _: None)
 
@@ -63,7 +62,7 @@ def test_monitor_logs_fd_ratio_per_epoch_and_writes_history(prepared_digits, fea
 
 
 def test_monitor_off_when_null_loads_no_featurizer(prepared_digits, tmp_path, mlflow_store):
-    cfg = TrainConfig(**{**QUICK, "epochs": 2}, monitor_every_epochs=None)
+    cfg = shrunk_params(train={**QUICK, "epochs": 2, "monitor_every_epochs": None}).train
     models = tmp_path / "models" / "gan"
     # A path that does not exist: loading it would fail, so the run shows it was never loaded.
     train.run(cfg, prepared_digits, models, featurizer_path=tmp_path / "missing.keras", say=lambda _: None)
@@ -72,10 +71,10 @@ def test_monitor_off_when_null_loads_no_featurizer(prepared_digits, tmp_path, ml
 
 
 def test_monitor_on_without_a_featurizer_is_a_one_line_error(prepared_digits, tmp_path, mlflow_store):
-    cfg = TrainConfig(**QUICK)
-    with pytest.raises(GanopsError, match="train.monitor_every_epochs: .*--featurizer"):
+    cfg = shrunk_params(train=QUICK).train
+    with pytest.raises(GanopsError, match=r"train.monitor_every_epochs: .*--featurizer"):
         train.run(cfg, prepared_digits, tmp_path / "gan", say=lambda _: None)
-    with pytest.raises(GanopsError, match="missing.keras: featurizer not found"):
+    with pytest.raises(GanopsError, match=r"missing.keras: featurizer not found"):
         train.run(cfg, prepared_digits, tmp_path / "gan", featurizer_path=tmp_path / "missing.keras",
                   say=lambda _: None)
 

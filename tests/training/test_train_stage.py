@@ -11,18 +11,20 @@ import pandas as pd
 import yaml
 
 from ganops import artifacts, lineage
-from ganops.config import EvaluateConfig, FeaturizeConfig, RegisterConfig, TrainConfig
+from ganops.config import RegisterConfig
 from ganops.evaluation import evaluate
 from ganops.features import featurizer
 from ganops.registry import registration, serving
 from ganops.training import train
+from tests.helpers import shrunk_params
 
 
 def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_path, mlflow_store):
-    cfg = TrainConfig(arch="mlp", conditional=True, epochs=3, max_seconds=None, batch_size=32, latent_dim=16,
-                      checkpoint_every_steps=10, sample_every_epochs=1, spectral_norm=True, monitor_every_epochs=2)
+    params = shrunk_params(train={"conditional": True, "epochs": 3, "checkpoint_every_steps": 10,
+                                  "sample_every_epochs": 1, "spectral_norm": True, "monitor_every_epochs": 2})
+    cfg = params.train
     models, checkpoints = tmp_path / "models" / "gan", tmp_path / "models" / "checkpoints"
-    featurizer.run(FeaturizeConfig(epochs=3, min_steps=0, feature_dim=16), prepared_digits, tmp_path / "featurizer.keras",
+    featurizer.run(params.featurize, prepared_digits, tmp_path / "featurizer.keras",
                    tmp_path / "featurizer.json")
     said = []
     params_path = tmp_path / "params.yaml"
@@ -41,7 +43,7 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     history = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "d_loss")
     assert [m.step for m in history] == [1, 2, 3]
 
-    metrics = evaluate.run(EvaluateConfig(num_samples=60, bootstrap_replicates=20, kid_subsets=5), prepared_digits,
+    metrics = evaluate.run(params.evaluate, prepared_digits,
                            models, tmp_path / "featurizer.keras", tmp_path / "metrics.json", tmp_path / "samples.png",
                            paired_path=tmp_path / "paired.json")
     assert metrics["fd"] > 0 and metrics["num_samples"] == 60

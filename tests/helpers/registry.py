@@ -1,11 +1,10 @@
-"""Helpers shared by the registry and serving tests: tiny real generators registered into a real store,
-and real server processes on free localhost ports, always stopped."""
+"""Tiny real registry components for the registry, serving and docs tests: generators registered into a real
+store with synthetic gate evidence, and real server processes on free localhost ports, always stopped."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
-import yaml
 
 VENV_BIN = Path(sys.executable).parent
 IMAGE_SHAPE = (8, 8, 1)
@@ -88,11 +85,6 @@ def synthetic_evidence(fd: float, featurizer: str = "f" * 40, **paired) -> dict:
                                   synthetic_paired(fd, featurizer, **paired))
 
 
-def write_params(path: Path, **sections) -> Path:
-    path.write_text(yaml.safe_dump(sections))
-    return path
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,24 +134,3 @@ def clean_env(**extra: str) -> dict:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="session")
-def empty_store_template(tmp_path_factory) -> Path:
-    """An MLflow SQLite file with its schema created once: migrating a fresh file takes seconds."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def store(empty_store_template, tmp_path, monkeypatch) -> str:
-    """A real, empty SQLite MLflow store in tmp_path, selected the way users select a server."""
-    path = tmp_path / "mlflow.db"
-    shutil.copy(empty_store_template, path)
-    uri = f"sqlite:///{path}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    return uri
