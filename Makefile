@@ -10,7 +10,9 @@ comma := ,
 EXTRAS := $(if $(filter 1 yes true,$(GPU)),dev$(comma)gpu,dev)
 # One stamp per set of extras, so that GPU=1 on a CPU .venv installs the gpu extra.
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
-# Pinned vega, bootstrap, Font Awesome… from the npm registry (src/ganops/offline_assets.py): the plots page and
+# The lint extra (ruff, mypy) on top, for `make lint`; reinstalled whenever $(INSTALLED) is (it clears the stamps).
+LINT_INSTALLED := $(VENV)/.installed-lint
+# Pinned vega, bootstrap, Font Awesome… from the npm registry (src/ganops/offline_assets/): the plots page and
 # the Data Docs then render without internet. Rebuilt when the pins change.
 OFFLINE_ASSETS := .offline-assets/manifest.json
 
@@ -19,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export GX_ANALYTICS_ENABLED ?= false
 
-.PHONY: help install pipeline test test-slow test-all bench bench-gpu ui constraints clean
+.PHONY: help install pipeline test test-slow test-all lint bench bench-gpu ui constraints clean
 
 install: $(INSTALLED) $(OFFLINE_ASSETS)  ## create .venv, install the pinned stack (constraints.txt) and offline page assets; GPU=1 adds the gpu extra
 
@@ -30,7 +32,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed*
 	touch $@
 
-$(OFFLINE_ASSETS): src/ganops/offline_assets.py | $(INSTALLED)
+$(OFFLINE_ASSETS): $(wildcard src/ganops/offline_assets/*.py) | $(INSTALLED)
 	$(BIN)/python -m ganops.offline_assets install
 	touch $@
 
@@ -51,6 +53,14 @@ test-slow: install  ## the slow tests only (real-data runs, long training)
 
 test-all: install  ## every test, slow ones included
 	pytest
+
+$(LINT_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lint]'
+	touch $@
+
+lint: $(LINT_INSTALLED)  ## ruff over src, pipeline and benchmarks; mypy over src and pipeline (settings: pyproject.toml)
+	ruff check src pipeline benchmarks
+	mypy
 
 bench: install  ## every benchmarks/*.py with its defaults; each prints its figure last (20+ minutes)
 	for script in benchmarks/*.py; do echo "== $$script"; python $$script || exit 1; done

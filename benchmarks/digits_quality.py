@@ -41,7 +41,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared"
         info = prepare.run(params.data, prepared)
-        splits = {name: artifacts.read_split(prepared / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
+        splits = {name: artifacts.read_split(prepared / file_name)
+                  for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
         summary = featurizer.run(params.featurize, prepared, Path(tmp) / "featurizer.keras", Path(tmp) / "f.json")
         features = featurizer.load(Path(tmp) / "featurizer.keras")
         print(f"data: {info.train_count} train / {info.validation_count} validation / {info.test_count} test; "

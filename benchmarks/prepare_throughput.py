@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
-from sample_files import write_idx  # noqa: E402
+from sample_files import write_idx
 
 SIDE = 28
 
@@ -53,7 +53,7 @@ def _write_pngs(job: tuple[str, np.ndarray, np.ndarray, int]) -> None:
     from PIL import Image
 
     root, images, labels, start = job
-    for offset, (image, label) in enumerate(zip(images, labels)):
+    for offset, (image, label) in enumerate(zip(images, labels, strict=True)):
         Image.fromarray(image).save(Path(root) / str(label) / f"{start + offset:06d}.png")
 
 
@@ -153,7 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=70_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sources", default="idx,npz,csv,folder", help="comma-separated subset to measure (idx is always prepared: validation is timed on it)")
+    parser.add_argument("--sources", default="idx,npz,csv,folder",
+                        help="comma-separated subset to measure (idx is always prepared: validation is timed on it)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -99,7 +99,8 @@ def main() -> None:
                               labels_path=str(mnist / "t10k-labels-idx1-ubyte.gz"), image_size=28,
                               validation_fraction=0.1, test_fraction=0.2)
         info = prepare.run(data_cfg, prepared)
-        splits = {name: artifacts.read_split(prepared / file_name) for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
+        splits = {name: artifacts.read_split(prepared / file_name)
+                  for name, file_name in artifacts.PreparedData.SPLIT_FILES.items()}
         train_split, test_split = splits["train"], splits["test"]
         started = time.perf_counter()
         summary = featurizer.run(params.featurize, prepared, Path(tmp) / "featurizer.keras", Path(tmp) / "f.json")

@@ -110,8 +110,8 @@ class PlainLoop:
                 gen_loss, disc_loss = scaled(g_optimizer, gen_loss), scaled(d_optimizer, disc_loss)
             gen_gradients = gen_tape.gradient(gen_loss, generator.trainable_variables)
             disc_gradients = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
-            g_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables))
-            d_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables))
+            g_optimizer.apply_gradients(zip(gen_gradients, generator.trainable_variables, strict=True))
+            d_optimizer.apply_gradients(zip(disc_gradients, discriminator.trainable_variables, strict=True))
 
         dataset = (tf.data.Dataset.from_tensor_slices(images).shuffle(len(images))
                    .batch(batch_size, drop_remainder=True).repeat())

@@ -10,7 +10,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", required=True, help="prepared data folder")
-    parser.add_argument("--raw", default=None, help="the DVC-tracked folder of raw images (a note if data.path is elsewhere)")
+    parser.add_argument("--raw", default=None,
+                        help="the DVC-tracked folder of raw images (a note if data.path is elsewhere)")
     args = parser.parse_args()
 
     from ganops.config import load_params

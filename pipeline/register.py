@@ -14,7 +14,8 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="metrics JSON written by evaluate")
     parser.add_argument("--paired", required=True, help="paired bootstrap evidence JSON written by evaluate")
     parser.add_argument("--out", required=True, help="registered-version JSON to write")
-    parser.add_argument("--prepared", required=True, help="prepared data, logged as datasets should the record start here")
+    parser.add_argument("--prepared", required=True,
+                        help="prepared data, logged as datasets should the record start here")
     parser.add_argument("--validation", default=None, help="the validate stage's verdict, logged with the datasets")
     args = parser.parse_args()
 

@@ -27,8 +27,8 @@ def main() -> None:
     written = ", ".join(str(path) for path in (args.out, args.checkpoints) if path is not None)
     budget = ", time budget reached" if result.stopped_by_budget else ""
     history = result.history
-    monitored = history["monitor_fd_ratio"].dropna() if "monitor_fd_ratio" in history else []
-    quality = f", monitor fd_ratio {monitored.iloc[-1]:.3g}" if len(monitored) else ""
+    monitored = history["monitor_fd_ratio"].dropna() if "monitor_fd_ratio" in history else None
+    quality = f", monitor fd_ratio {monitored.iloc[-1]:.3g}" if monitored is not None and len(monitored) else ""
     print(f"train: wrote {written} ({result.steps} steps in {result.total_seconds:.0f}s{budget}{quality})", flush=True)
 
 

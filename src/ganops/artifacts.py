@@ -25,14 +25,17 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from ganops.errors import GanopsError
 
-RecordT = TypeVar("RecordT")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+RecordT = TypeVar("RecordT", bound="DataclassInstance")  # one of the record dataclasses below
 
 # Columns of the per-image summary table, in order. Validation runs over this table rather than
 # over raw pixels (784 expectations per image would be far too slow).
@@ -125,10 +128,10 @@ def write_split(path: str | Path, split: Split) -> None:
     # 16 MB block: each array's buffer goes to the zip member as it is.
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in arrays.items():
-            array = np.ascontiguousarray(array)
+            contiguous = np.ascontiguousarray(array)
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
-                member.write(memoryview(array.reshape(-1)).cast("B"))
+                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(contiguous))
+                member.write(contiguous.reshape(-1).data.cast("B"))
 
 
 def read_split(path: str | Path) -> Split:

@@ -12,6 +12,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from ganops import metric_specs
 from ganops.errors import GanopsError
@@ -191,7 +192,7 @@ class Params(_Section):
         return self.register_
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "params"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"

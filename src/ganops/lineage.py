@@ -33,8 +33,8 @@ import mlflow
 import numpy as np
 import psutil
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.types.schema import Schema, TensorSpec
+from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]  # added at import time
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from ganops import artifacts, tracking
 from ganops.config import load_params
@@ -135,7 +135,7 @@ def open_record(inputs: Inputs, resume_run_id: str | None = None) -> Iterator[ml
 def _log_lineage(inputs: Inputs, info: artifacts.DatasetInfo, skip_existing_params: bool) -> None:
     params = flat_params(inputs.params) if inputs.params is not None else {}
     if skip_existing_params:  # MLflow refuses to change a logged param: a resumed run keeps its values
-        existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+        existing = mlflow.get_run(tracking.active_run_id()).data.params
         params = {k: v for k, v in params.items() if k not in existing}
     if params:
         mlflow.log_params(params)
@@ -176,10 +176,11 @@ def dataset(prepared_dir: Path, info: artifacts.DatasetInfo, split: str) -> Meta
     the file in the user's repository (not DVC's temp copy of it)."""
     path = artifacts.PreparedData(prepared_dir).split_path(split)
     source = path if path.is_absolute() else tracking.project_root() / path
-    specs = [TensorSpec(np.dtype(np.float32), (-1, *info.image_shape), "images")]
+    specs: list[ColSpec | TensorSpec] = [TensorSpec(np.dtype(np.float32), (-1, *info.image_shape), "images")]
     if info.labelled:
         specs.append(TensorSpec(np.dtype(np.int64), (-1,), "labels"))
-    return MetaDataset(LocalArtifactDatasetSource(str(source)), name=f"{info.source}-{split}",
+    # MetaDataset leaves Dataset's abstract `profile` unimplemented; Dataset is no ABC, so it instantiates.
+    return MetaDataset(LocalArtifactDatasetSource(str(source)), name=f"{info.source}-{split}",  # type: ignore[abstract]
                        digest=info.data_hash[:DIGEST_LENGTH], schema=Schema(specs))
 
 

@@ -7,11 +7,13 @@ copy (`dvc exp run --temp`, queued experiments) log into the user's store, not a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 EXPERIMENT_NAME = "ganops"
@@ -57,10 +59,8 @@ def configure() -> str:
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        try:
+        with contextlib.suppress(MlflowException):  # created concurrently by another stage
             mlflow.create_experiment(name, artifact_location=local_artifact_root(uri), tags=EXPERIMENT_KIND)
-        except mlflow.exceptions.MlflowException:
-            pass  # created concurrently by another stage
     elif any(experiment.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):  # made by an older ganops
         for key, value in EXPERIMENT_KIND.items():
             MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
@@ -79,3 +79,11 @@ def git_commit() -> str | None:
 def client() -> MlflowClient:
     configure()
     return MlflowClient()
+
+
+def active_run_id() -> str:
+    """The id of the active MLflow run (a stage inside `lineage.pipeline_run`); an error outside one."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("no active MLflow run (start the stage's record first)")
+    return run.info.run_id

@@ -26,7 +26,7 @@ _CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache 
 def image_hashes(images: np.ndarray) -> list[str]:
     """sha1 of each image's bytes: equal images (duplicates, leaks between splits) share a hash."""
     flat = np.ascontiguousarray(images).reshape(len(images), -1)
-    return [hashlib.sha1(row).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
+    return [hashlib.sha1(row.data).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
 
 def scale_signed(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
@@ -43,7 +43,8 @@ def scale_signed(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     out -= np.float32(1.0)
 
 
-def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]) -> tuple:
+def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     if len(rows):
         wait_for(int(rows.max()) + 1)
     scale_signed(images, rows, out)
@@ -66,13 +67,14 @@ def scale_and_summarise(images: np.ndarray, rows: np.ndarray, wait_for: Callable
     buffers over 2 KB release the GIL); each chunk first waits for its images (`LoadedImages.wait_for`),
     so the work overlaps a source still reading. Only the result array is allocated at full size.
     """
-    scaled = np.empty((len(rows),) + images.shape[1:], dtype=np.float32)
+    scaled = np.empty((len(rows), *images.shape[1:]), dtype=np.float32)
     starts = range(0, len(rows), _CHUNK_IMAGES)
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
         parts = list(pool.map(
             lambda s: _scale_chunk(images, rows[s:s + _CHUNK_IMAGES], scaled[s:s + _CHUNK_IMAGES], wait_for), starts))
-    columns = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0) for i in range(5)]
-    statistics = {
+    columns: list[np.ndarray] = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0)
+                                 for i in range(5)]
+    statistics: dict[str, np.ndarray] = {
         "min": columns[0].astype(np.float32),
         "max": columns[1].astype(np.float32),
         "mean": columns[2].astype(np.float32),
@@ -106,19 +108,21 @@ def _class_quotas(class_counts: np.ndarray, sizes: list[int]) -> np.ndarray:
     Floors first; the units left go to the largest remainders (ties: the larger class, the lower label, the
     earlier split), and any that greedy pass cannot place move in along an augmenting path.
     """
-    counts, sizes = np.asarray(class_counts, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
-    products = np.outer(counts, sizes)  # share × total, in integers: no float rounding
+    counts, totals = np.asarray(class_counts, dtype=np.int64), np.asarray(sizes, dtype=np.int64)
+    products = np.outer(counts, totals)  # share × total, in integers: no float rounding
     quotas, remainders = products // counts.sum(), products % counts.sum()
-    row_short, column_short = counts - quotas.sum(axis=1), sizes - quotas.sum(axis=0)
+    row_short, column_short = counts - quotas.sum(axis=1), totals - quotas.sum(axis=0)
     up = np.zeros(quotas.shape, dtype=bool)  # rounded up; only where a remainder is left
     rows, columns = np.nonzero(remainders)
     order = np.lexsort((columns, rows, -counts[rows], -remainders[rows, columns]))
-    for i, j in zip(rows[order], columns[order]):
+    for i, j in zip(rows[order], columns[order], strict=True):
         if row_short[i] and column_short[j]:
             up[i, j], row_short[i], column_short[j] = True, row_short[i] - 1, column_short[j] - 1
     for i in np.flatnonzero(row_short):
         while row_short[i]:  # breadth-first over columns: row i takes one, rows move along, a short one gains
-            via = {int(j): (int(i), None) for j in np.flatnonzero((remainders[i] > 0) & ~up[i])}
+            # column -> (the row that takes a unit there, the column that row gives one up in; None: row i)
+            via: dict[int, tuple[int, int | None]] = {
+                int(j): (int(i), None) for j in np.flatnonzero((remainders[i] > 0) & ~up[i])}
             queue = list(via)
             while not any(column_short[j] for j in queue):
                 k = queue.pop(0)
@@ -175,7 +179,8 @@ def split_indices(count: int, labels: np.ndarray | None, cfg: DataConfig
         parts["test"].append(members[:n_test])
         parts["validation"].append(members[n_test:n_test + n_validation])
         parts["train"].append(members[n_test + n_validation:])
-    return tuple(np.sort(np.concatenate(parts[name])) for name in artifacts.SPLITS)
+    train, validation, test = (np.sort(np.concatenate(parts[name])) for name in artifacts.SPLITS)
+    return train, validation, test
 
 
 def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
@@ -234,8 +239,9 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None)
         data_hash = hashlib.sha1()
         for name in artifacts.SPLITS:
             data_hash.update("".join(hashes[name]).encode())
-            if labels_of[name] is not None:
-                data_hash.update(labels_of[name].tobytes())
+            split_labels = labels_of[name]
+            if split_labels is not None:
+                data_hash.update(split_labels.tobytes())
         info = artifacts.DatasetInfo(
             source=cfg.source, height=height, width=width, channels=channels,
             num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -67,18 +68,56 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
     generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
-    baseline_rng = np.random.default_rng([cfg.seed, count])
-    real_images = train_split.images[real_index]
-    images = {metric_specs.MODEL: generated, metric_specs.REAL: real_images,
-              "pixel_gaussian": baselines.pixel_gaussian(train_split.images, count, baseline_rng, clip=True),
-              "noisy_train": baselines.noisy(real_images, baseline_rng)}
-    measured = {name: _MeasuredSet(*featurizer.features_and_probabilities(batch)) for name, batch in images.items()}
-    reference_features, reference_probs = featurizer.features_and_probabilities(test_split.images[reference_index])
+    measured = _measure_sets(cfg, featurizer, generated, train_split.images, real_index)
+    reference = _MeasuredSet(*featurizer.features_and_probabilities(test_split.images[reference_index]))
     train_features = featurizer.features(train_split.images)
+    draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
+    sections, paired = _distance_sections(cfg, measured, reference.features, draws)
+    validation_count = _add_copying(cfg, sections, measured[metric_specs.MODEL].features, validation_split,
+                                    featurizer, train_features, reference.features, draws)
+    neighbours = _nearest_train_images(generated, measured[metric_specs.MODEL].features, train_split.images,
+                                       train_features)
+
+    results = {**sections.pop(metric_specs.MODEL), **sections,
+               "num_samples": count, "num_copying_floor_samples": validation_count,
+               "bootstrap_replicates": len(draws), "confidence": cfg.confidence,
+               "featurizer_hash": featurizer.hash, "featurizer": featurizer.kind}
+    evidence = {**paired, "num_samples": count, "bootstrap_replicates": len(draws), "seed": cfg.seed,
+                "featurizer_hash": featurizer.hash, "copying": results["copying"],
+                "copying_floor_high": results[metric_specs.REAL]["copying_high"]}
+    model_probs = measured[metric_specs.MODEL].probabilities
+    real_probs = measured[metric_specs.REAL].probabilities
+    if model_probs is None or real_probs is None or reference.probabilities is None:
+        why = f"unlabelled data: the {featurizer.kind} feature space has no classes"
+        results["omitted"] = {spec.name: why for spec in metric_specs.SPECS if spec.classes}
+        return Evaluation(results, evidence, None, neighbours, generated, None)
+    reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
+    class_results, class_table = class_metrics(featurizer.num_classes, model_probs, real_probs,
+                                               reference.probabilities, generated_labels, reference_labels)
+    _merge_class_results(results, class_results)
+    return Evaluation(results, evidence, class_table, neighbours, generated,
+                      generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
+
+
+def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, generated: np.ndarray,
+                  train_images: np.ndarray, real_index: np.ndarray) -> dict[str, _MeasuredSet]:
+    """Each set of `metric_specs.SETS` (n images each) in the feature space: the model's samples, the real
+    floor (a train sample) and the baselines built from the train split."""
+    baseline_rng = np.random.default_rng([cfg.seed, len(generated)])
+    real_images = train_images[real_index]
+    images = {metric_specs.MODEL: generated, metric_specs.REAL: real_images,
+              "pixel_gaussian": baselines.pixel_gaussian(train_images, len(generated), baseline_rng, clip=True),
+              "noisy_train": baselines.noisy(real_images, baseline_rng)}
+    return {name: _MeasuredSet(*featurizer.features_and_probabilities(batch)) for name, batch in images.items()}
+
+
+def _distance_sections(cfg: EvaluateConfig, measured: dict[str, _MeasuredSet], reference_features: np.ndarray,
+                       draws: metrics.BootstrapDraws) -> tuple[dict[str, dict], dict[str, list[float]]]:
+    """Per set: fd, kid, precision and recall with their intervals, fd_ratio over the real floor (and
+    fd_infinity for the model and the floor); plus the model's raw replicates, the gate's paired evidence."""
+    count = len(measured[metric_specs.REAL].features)
     # The training monitor's recipe: each set's Fréchet distance to the reference, over the real set's (the floor).
     holdout = quality.HoldoutReference.with_floor(reference_features, measured[metric_specs.REAL].features)
-
-    draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     reference_stats = metrics.reference_replicate_stats(reference_features, draws)
     k = min(cfg.precision_recall_k, count - 1)
     reference_radii = metrics.knn_radii(reference_features, k)
@@ -110,42 +149,39 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
         # Ratio of raw replicates (both carry the resampling bias), then centred on the estimated ratio.
         _with_interval(results, "fd_ratio", holdout.ratio(results["fd"]),
                        fd_raw[name] / fd_raw[metric_specs.REAL], cfg.confidence)
+    return sections, paired
 
-    # Copying: generated samples against the whole train split and the reference; the floor is new real
-    # images (a validation sample) measured the same way.
+
+def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features: np.ndarray,
+                 validation_split: artifacts.Split, featurizer: featurizer_lib.Featurizer,
+                 train_features: np.ndarray, reference_features: np.ndarray, draws: metrics.BootstrapDraws) -> int:
+    """Copying: generated samples against the whole train split and the reference; the floor is new real
+    images (a validation sample) measured the same way. Returns the floor's sample count."""
+    count = len(model_features)
     validation_count = min(count, len(validation_split))
     validation_index = np.random.default_rng([cfg.seed, validation_count]).choice(
         len(validation_split), validation_count, replace=False)
     validation_features = featurizer.features(validation_split.images[validation_index])
     for name, features, rows in (
-            (metric_specs.MODEL, measured[metric_specs.MODEL].features, draws.sample),
+            (metric_specs.MODEL, model_features, draws.sample),
             (metric_specs.REAL, validation_features,
              np.random.default_rng([cfg.seed, 2]).integers(0, validation_count, (len(draws), validation_count)))):
         copies = metrics.copying_indicators(features, train_features, reference_features)
         _with_interval(sections[name], "copying", float(copies.mean()),
                        metrics.indicator_replicates(copies, rows), cfg.confidence)
+    return validation_count
 
-    generated_to_train, nearest_train = metrics.nearest_neighbours(measured[metric_specs.MODEL].features,
-                                                                   train_features)
+
+def _nearest_train_images(generated: np.ndarray, generated_features: np.ndarray, train_images: np.ndarray,
+                          train_features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The generated samples closest to the training set, each with its nearest training image and distance."""
+    generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
-    neighbours = (generated[closest], train_split.images[nearest_train[closest]], generated_to_train[closest])
+    return generated[closest], train_images[nearest_train[closest]], generated_to_train[closest]
 
-    results = {**sections.pop(metric_specs.MODEL), **sections,
-               "num_samples": count, "num_copying_floor_samples": validation_count,
-               "bootstrap_replicates": len(draws), "confidence": cfg.confidence,
-               "featurizer_hash": featurizer.hash, "featurizer": featurizer.kind}
-    paired = {**paired, "num_samples": count, "bootstrap_replicates": len(draws), "seed": cfg.seed,
-              "featurizer_hash": featurizer.hash, "copying": results["copying"],
-              "copying_floor_high": results[metric_specs.REAL]["copying_high"]}
-    model_probs = measured[metric_specs.MODEL].probabilities
-    if model_probs is None:
-        why = f"unlabelled data: the {featurizer.kind} feature space has no classes"
-        results["omitted"] = {spec.name: why for spec in metric_specs.SPECS if spec.classes}
-        return Evaluation(results, paired, None, neighbours, generated, None)
-    reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
-    class_results, class_table = class_metrics(featurizer.num_classes, model_probs,
-                                               measured[metric_specs.REAL].probabilities, reference_probs,
-                                               generated_labels, reference_labels)
+
+def _merge_class_results(results: dict, class_results: dict) -> None:
+    """The classifier's metrics into metrics.json: `*_real` ones into the real floor's section."""
     omitted = class_results.pop("omitted", None)
     for name, value in class_results.items():
         if name.endswith("_real"):
@@ -154,13 +190,11 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
             results[name] = value
     if omitted:
         results["omitted"] = omitted
-    return Evaluation(results, paired, class_table, neighbours, generated,
-                      generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
 
 
 def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndarray, reference_probs: np.ndarray,
                   generated_labels: np.ndarray | None,
-                  reference_labels: np.ndarray | None) -> tuple[dict, pd.DataFrame]:
+                  reference_labels: np.ndarray | None) -> tuple[dict[str, Any], pd.DataFrame]:
     """The classifier's view: score, coverage and entropy of generated vs real samples against the reference's
     class histogram, and (conditional generators) accuracy on the requested classes. Returns the metrics
     and the per-class table."""
@@ -168,7 +202,7 @@ def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndar
     histogram = metrics.class_histogram(predicted, classes)
     real_histogram = metrics.class_histogram(real_probs.argmax(axis=1), classes)
     reference_histogram = metrics.class_histogram(reference_probs.argmax(axis=1), classes)
-    results = {
+    results: dict[str, Any] = {
         "classifier_score": metrics.classifier_score(generated_probs),
         "classifier_score_real": metrics.classifier_score(real_probs),
         "class_coverage": metrics.class_coverage(histogram, reference_histogram),
@@ -179,7 +213,7 @@ def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndar
     table = pd.DataFrame({"class": np.arange(classes), "generated": histogram, "real": real_histogram,
                           "test": reference_histogram})
     if generated_labels is None or reference_labels is None:
-        results["omitted"] = {name: "unconditional generator" for name in CONDITIONAL_METRICS}
+        results["omitted"] = dict.fromkeys(CONDITIONAL_METRICS, "unconditional generator")
         return results, table
     reference_predicted = reference_probs.argmax(axis=1)
     results["conditional_accuracy"] = float(np.mean(predicted == generated_labels))
@@ -289,7 +323,7 @@ def write_figures(evaluation: Evaluation, num_classes: int, figures_dir: Path, u
         # Two rows: generated samples closest to the training set, and under each its nearest training image.
         pairs = np.concatenate([generated, nearest])
         imaging.save_png(tmp / NEIGHBOURS_FILE, imaging.grid(pairs, columns=len(generated), upscale=upscale))
-        if evaluation.class_table is not None:
+        if evaluation.class_table is not None and evaluation.generated_classes is not None:  # both or neither
             evaluation.class_table.to_csv(tmp / CLASS_HISTOGRAM_FILE, index=False, float_format="%.6g")
             cells = class_grid(evaluation.generated, evaluation.generated_classes, num_classes)
             imaging.save_png(tmp / CLASS_GRID_FILE, imaging.grid(cells, columns=CLASS_GRID_COLUMNS, upscale=upscale))

@@ -237,6 +237,7 @@ def train(cfg: FeaturizeConfig, train_split: artifacts.Split, validation_split: 
     keras.utils.set_random_seed(cfg.seed)
     image_shape = tuple(train_split.images.shape[1:])
     if cfg.kind == INCEPTION:
+        assert cfg.inception_weights is not None  # FeaturizeConfig requires it for this kind
         return Featurizer(build_inception(image_shape, cfg.inception_weights)), {}
     labelled = train_split.labels is not None and num_classes >= 2
     epochs = training_epochs(cfg, len(train_split))

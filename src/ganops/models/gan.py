@@ -16,6 +16,9 @@ into the seed, so replicas draw different latents and augmentations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -61,7 +64,7 @@ class GAN(keras.Model):
                                              aggregation="only_first_replica")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self._multi_step_function = None
+        self._multi_step_function: Callable[[Any, Any], Any] | None = None  # a tf.function, built on first use
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, *,
                 loss: str, gp_weight: float, r1_weight: float, **kwargs):
@@ -113,7 +116,8 @@ class GAN(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         latent = tf.random.stateless_normal((batch, self.latent_dim), seed=_replica_seed(self.latent_seeds))
         # Fakes carry the real batch's labels, so the generator sees the data's class frequencies.
-        critic = (lambda images: self.discriminator(self._with_labels(images, labels), training=True))
+        def critic(images):
+            return self.discriminator(self._with_labels(images, labels), training=True)
 
         with tf.GradientTape(persistent=True) as tape:
             fake_images = self.generator(self._with_labels(latent, labels), training=True)
@@ -138,8 +142,8 @@ class GAN(keras.Model):
         d_grads = tape.gradient(d_scaled, d_vars)
         g_grads = tape.gradient(g_scaled, g_vars)
         del tape
-        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
 
         self.steps_done.assign_add(1)
         self._update_ema()
@@ -157,7 +161,7 @@ class GAN(keras.Model):
         decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + step) / (10.0 + step))
         # All weights, BatchNorm moving statistics included, so a checkpoint resumes the EMA exactly. Averaged
         # statistics do not fit the averaged weights: what is measured or saved gets standing ones (standing.py).
-        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights, strict=True):
             ema_var.assign(decay * ema_var + (1.0 - decay) * tf.cast(var, ema_var.dtype))
 
     # ---- many steps per call -------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def balanced_labels(count: int, classes: int) -> np.ndarray:
 def generate(generator: keras.Model, latent: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     """Images in [-1, 1], NHWC float32, one per latent row (and label, for a conditional generator)."""
     classes = num_classes(generator)
+    inputs: np.ndarray | dict[str, np.ndarray]
     if not classes:
         if labels is not None:
             raise GanopsError("labels given, but this generator is unconditional")

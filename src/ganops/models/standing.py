@@ -59,14 +59,14 @@ def _calibration_inputs(generator: keras.Model, batches: int, batch_size: int, s
 def _pooled_moments(layer: keras.layers.BatchNormalization, probe: keras.Model,
                     inputs: list) -> tuple[np.ndarray, np.ndarray]:
     """Mean and biased variance of `layer`'s input per channel over all samples of `inputs`."""
-    means, variances = [], []
+    batch_means, batch_variances = [], []
     for batch in inputs:
         values = np.asarray(probe(batch, training=False), np.float64)
         axis = layer.axis % values.ndim
         reduce = tuple(i for i in range(values.ndim) if i != axis)
-        means.append(values.mean(axis=reduce))
-        variances.append(values.var(axis=reduce))
-    means, variances = np.stack(means), np.stack(variances)
+        batch_means.append(values.mean(axis=reduce))
+        batch_variances.append(values.var(axis=reduce))
+    means, variances = np.stack(batch_means), np.stack(batch_variances)
     # Equal batch sizes: the variance of all samples is the mean within-batch variance plus the variance
     # of the batch means (exact, unlike averaging the per-batch variances alone).
     return means.mean(axis=0), variances.mean(axis=0) + means.var(axis=0)

@@ -75,8 +75,8 @@ def version_tags(metrics: dict[str, Any], record_tags: dict[str, str]) -> dict[s
                      (lineage.EXPERIMENT_TAG, "dvc_experiment")):
         if record_tags.get(tag):
             tags[key] = record_tags[tag]
-    if "git_commit" not in tags and tracking.git_commit():
-        tags["git_commit"] = tracking.git_commit()
+    if "git_commit" not in tags and (commit := tracking.git_commit()):
+        tags["git_commit"] = commit
     return tags
 
 
@@ -108,7 +108,7 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, metrics: dict[st
                 "num_classes": serving.num_classes(generator),
                 "image_shape": [int(d) for d in generator.outputs[0].shape[1:]]}
     client = tracking.client()
-    run_id = mlflow.active_run().info.run_id
+    run_id = tracking.active_run_id()
     run = client.get_run(run_id)
     tags = version_tags(metrics, run.data.tags)
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,7 +169,7 @@ def run(cfg: RegisterConfig, model_dir: str | Path, metrics_path: str | Path, pa
         out_path: str | Path, inputs: lineage.Inputs) -> dict:
     """The register stage, in this execution's MLflow record (`inputs` describe it, should the record start
     here: a `dvc exp run` that changed only register's params)."""
-    model_folder = artifacts.ModelFolder(model_dir)
+    model_folder = artifacts.ModelFolder(Path(model_dir))
     metrics = artifacts.read_json(metrics_path)
     if not isinstance(metrics, dict):
         raise GanopsError(f"{metrics_path}: expected a JSON object of metrics")

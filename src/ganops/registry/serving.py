@@ -36,6 +36,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PyFuncModel
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types.schema import (
     AnyType,
     Array,
@@ -92,7 +94,7 @@ class Draw:
     latent: np.ndarray | None  # shape (latent_dim,) when given
 
 
-class GeneratorModel(mlflow.pyfunc.PythonModel):
+class GeneratorModel(PythonModel):
     """Rows in, images out (see the module docstring for the request contract)."""
 
     def load_context(self, context):
@@ -125,19 +127,18 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 
     def draw(self, draws: list[Draw]) -> np.ndarray:
         """Images for checked rows, in row order. Explicit latents go through the network in one batch."""
-        pieces: list[np.ndarray | None] = []
         latent_rows = [i for i, d in enumerate(draws) if d.latent is not None]
-        for row in draws:
-            pieces.append(None if row.latent is not None else self.images(row.count, row.seed, row.label))
+        pieces = {i: self.images(row.count, row.seed, row.label)
+                  for i, row in enumerate(draws) if row.latent is None}
         if latent_rows:
-            latent = np.stack([draws[i].latent for i in latent_rows]).astype(np.float32)
+            latent = np.stack([d.latent for d in draws if d.latent is not None]).astype(np.float32)
             labels = None
             if self.num_classes:
                 labels = np.array([draws[i].label for i in latent_rows], np.int64)
             batch = _generate(self.generator, latent, labels)
             for position, i in enumerate(latent_rows):
                 pieces[i] = batch[position:position + 1]
-        return np.concatenate(pieces)
+        return np.concatenate([pieces[i] for i in range(len(draws))])
 
     def images(self, count: int, seed: int = 0, label: int | None = None) -> np.ndarray:
         """`count` images drawn with `seed`, unbounded: for local callers such as `ganops generate`."""
@@ -256,7 +257,7 @@ def input_example(classes: int) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def load(model_uri: str) -> mlflow.pyfunc.PyFuncModel:
+def load(model_uri: str) -> PyFuncModel:
     """Load a registered generator (`models:/name@alias`, `models:/name/3`, `runs:/…`, or a folder)."""
     tracking.configure()
     try:
@@ -265,11 +266,11 @@ def load(model_uri: str) -> mlflow.pyfunc.PyFuncModel:
         raise GanopsError(f"{model_uri}: {str(exc).splitlines()[0]}") from None
 
 
-def load_by_alias(name: str, alias: str) -> mlflow.pyfunc.PyFuncModel:
+def load_by_alias(name: str, alias: str) -> PyFuncModel:
     return load(f"models:/{name}@{alias}")
 
 
-def generator_model(pyfunc_model: mlflow.pyfunc.PyFuncModel) -> GeneratorModel:
+def generator_model(pyfunc_model: PyFuncModel) -> GeneratorModel:
     model = pyfunc_model.unwrap_python_model()
     if not isinstance(model, GeneratorModel):
         raise GanopsError(f"{pyfunc_model.metadata.model_uuid}: not a ganops generator model")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import keras
 import mlflow
@@ -46,14 +47,14 @@ class ProgressLine(keras.callbacks.Callback):
         self.every = every if every is not None else max(1, epochs // 50)
         self.min_seconds = min_seconds
         self.bar = bar
-        self.progress_bar = None
+        self.progress_bar: Any | None = None  # a tqdm bar, while training on a terminal
 
     def _clock(self) -> float:
         return time.perf_counter() - untimed_seconds(self.untimed)
 
     def on_train_begin(self, logs=None):
         self.started = self._clock()
-        self.shown_at = None  # clock, step and epoch of the last line (or of the start)
+        self.shown_at: tuple[float, int, int] | None = None  # clock, step and epoch of the last line (or the start)
         self.shown_any = False
         bar = self.bar if self.bar is not None else self.stream is None and _is_terminal(sys.stderr)
         if bar:
@@ -74,6 +75,7 @@ class ProgressLine(keras.callbacks.Callback):
         logs = logs or {}
         now = self._clock()
         step = int(self.model.steps_done.numpy())
+        assert self.shown_at is not None  # on_epoch_begin set it
         last_time, last_step, last_epoch = self.shown_at
         first = not self.shown_any
         final = epoch + 1 >= self.epochs or self.model.stop_training
@@ -134,7 +136,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.labels = labels
         self.every = every
         self.key = key
-        self.last_logged = None
+        self.last_logged: int | None = None
         self.epochs_done = 0
 
     def on_train_begin(self, logs=None):
@@ -199,6 +201,8 @@ class QualityMonitor(keras.callbacks.Callback):
 
     def measure(self) -> dict[str, float]:
         # The saved product's BatchNorm statistics (train.run), on a copy: the EMA keeps its averaged ones.
+        if self.reference is None:
+            raise RuntimeError("QualityMonitor.measure: called before on_train_begin measured the reference")
         generator = standing.with_standing_statistics(self.model.ema_generator, seed=self.seed)
         generated = sampling.generate(generator, self.latent, self.labels)
         return self.reference.measure(self.featurizer.features(generated))

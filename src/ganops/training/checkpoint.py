@@ -123,7 +123,8 @@ def save(checkpoint_dir: str | Path, gan, *, step: int, epochs_done: int, second
     with artifacts.atomic_path(folder) as tmp:
         tmp.mkdir()
         with open(tmp / STATE_FILE, "wb") as handle:  # a handle stops numpy appending ".npz"
-            np.savez(handle, **{key: np.asarray(variable.numpy()) for key, variable in variables.items()})
+            np.savez(handle, allow_pickle=False,
+                     **{key: np.asarray(variable.numpy()) for key, variable in variables.items()})
         history.to_csv(tmp / HISTORY_FILE, index=False)
         meta = {"step": step, "epochs_done": epochs_done, "seconds": seconds, "fingerprint": run_fingerprint,
                 "variables": {key: [variable.path, list(variable.shape)] for key, variable in variables.items()}}

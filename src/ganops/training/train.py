@@ -85,7 +85,8 @@ def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: 
               plan: devices.DevicePlan | None = None) -> GAN:
     """The compiled GAN, its variables and optimizers created under the plan's strategy and precision."""
     plan = plan or devices.plan(cfg)
-    image_shape = tuple(int(side) for side in image_shape)
+    height, width, channels = (int(side) for side in image_shape)
+    image_shape = (height, width, channels)
     with plan.building():
         generator = build_generator(cfg.arch, cfg.latent_dim, image_shape, cfg.base_filters, num_classes)
         discriminator = build_discriminator(cfg.arch, image_shape, cfg.base_filters, cfg.d_dropout,
@@ -192,7 +193,7 @@ def _log_params(params: dict) -> None:
     """Log the stage's own params; a resumed run keeps the values it has (MLflow refuses to change a param)."""
     import mlflow
 
-    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    existing = mlflow.get_run(tracking.active_run_id()).data.params
     params = {k: v for k, v in params.items() if k not in existing}
     if params:
         mlflow.log_params(params)

@@ -183,5 +183,6 @@ def existing(path: str | None, kind: str, key: str = "data.path") -> Path:
     return resolved
 
 
-def uniform_shapes(count: int, shape: tuple[int, int, int]) -> np.ndarray:
+def uniform_shapes(count: int, shape: tuple[int, ...]) -> np.ndarray:
+    """`count` rows of one original (height, width, channels)."""
     return np.tile(np.array(shape, dtype=np.int64), (count, 1))

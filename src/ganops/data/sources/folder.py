@@ -37,8 +37,9 @@ _GRAY, _COLOUR = "grayscale", "RGB"
 def _decode(path: str) -> tuple[np.ndarray | None, str]:
     """(pixels as uint8/uint16 HWC, its kind) or (None, the problem)."""
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            opened.load()
+            image: Image.Image = opened
             mode = image.mode
             if mode in ("1", "LA"):
                 image, mode = image.convert("L"), "L"
@@ -90,13 +91,13 @@ def _list(root: Path) -> tuple[list[Path], list[int] | None, dict[int, str] | No
     numeric = all(name.isdigit() for name in names)
     numbers = [int(name) for name in names] if numeric else list(range(len(names)))
     files, labels = [], []
-    for number, class_dir in sorted(zip(numbers, class_dirs)):
+    for number, class_dir in sorted(zip(numbers, class_dirs, strict=True)):
         found = _images_under(class_dir)
         if not found:
             raise GanopsError(f"{class_dir}: class folder has no PNG, JPEG or BMP images")
         files += found
         labels += [number] * len(found)
-    return files, labels, dict(sorted(zip(numbers, names)))
+    return files, labels, dict(sorted(zip(numbers, names, strict=True)))
 
 
 def load(cfg: DataConfig, workers: int | None = None) -> LoadedImages:
@@ -104,12 +105,14 @@ def load(cfg: DataConfig, workers: int | None = None) -> LoadedImages:
     files, labels, classes = _list(root)
     decoded = decode_all([str(p) for p in files], workers)
 
-    unreadable = [(str(f), problem) for f, (pixels, problem) in zip(files, decoded) if pixels is None]
+    unreadable = [(str(f), problem) for f, (pixels, problem) in zip(files, decoded, strict=True) if pixels is None]
     if unreadable and not cfg.skip_unreadable:
         first_file, problem = unreadable[0]
         more = f" ({len(unreadable) - 1} more unreadable files)" if len(unreadable) > 1 else ""
         raise GanopsError(f"{first_file}: {problem}{more}; set data.skip_unreadable: true to skip them")
-    keep = [i for i, (pixels, _) in enumerate(decoded) if pixels is not None]
+    kept = [(i, pixels) for i, (pixels, _) in enumerate(decoded) if pixels is not None]
+    keep = [i for i, _ in kept]
+    kept_pixels = [pixels for _, pixels in kept]
     if not keep:
         raise GanopsError(f"{root}: none of the {len(files)} images could be read")
 
@@ -124,13 +127,12 @@ def load(cfg: DataConfig, workers: int | None = None) -> LoadedImages:
     # Resize in groups of one original shape and dtype: each group is one batched matrix product.
     images01 = np.empty((len(keep), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.float32)
     groups: dict[tuple, list[int]] = {}
-    for position, i in enumerate(keep):
-        pixels = decoded[i][0]
+    for position, pixels in enumerate(kept_pixels):
         groups.setdefault((pixels.shape, pixels.dtype.str), []).append(position)
     for positions in groups.values():
-        batch = np.stack([decoded[keep[p]][0] for p in positions])
+        batch = np.stack([kept_pixels[p] for p in positions])
         images01[positions] = finish(unit_from_integers(batch), cfg, str(root))
-    orig_shapes = np.array([decoded[i][0].shape for i in keep], dtype=np.int64)
+    orig_shapes = np.array([pixels.shape for pixels in kept_pixels], dtype=np.int64)
     return LoadedImages(
         images=images01,
         labels=np.array([labels[i] for i in keep], dtype=np.int64) if labels is not None else None,

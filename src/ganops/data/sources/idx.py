@@ -97,16 +97,17 @@ class _Body:
     the first images while the rest are still being decompressed (zlib and numpy copies release the GIL).
     `wait_for(n)` blocks until the first n bytes are there and raises the reader's error, if any."""
 
-    def __init__(self, path: Path, pieces: Iterator[bytes], first: bytes, dims: tuple[int, ...],
+    def __init__(self, path: Path, pieces: Iterator[bytes], first: bytes | memoryview, dims: tuple[int, ...],
                  dtype: np.dtype) -> None:
         self.path, self.dims, self.dtype = path, dims, dtype
         self.array = np.empty(int(np.prod(dims, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
-        self._have, self._done, self._error = 0, False, None
+        self._have, self._done = 0, False
+        self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._store(first)
         threading.Thread(target=self._read, args=(pieces,), name=f"read {path.name}", daemon=True).start()
 
-    def _store(self, data) -> None:
+    def _store(self, data: bytes | memoryview) -> None:
         kept = min(len(data), len(self.array) - self._have)
         self.array[self._have:self._have + kept] = np.frombuffer(data, dtype=np.uint8, count=kept)
         with self._changed:
