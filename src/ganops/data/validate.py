@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import html
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from ganops import artifacts, offline_assets
 from ganops.config import ValidateConfig
@@ -39,6 +43,7 @@ DOCS_DIR = "docs"
 _SITE_NAME = "ganops"
 _DATA_SOURCE = "ganops"
 _RUN_NAME = "ganops-validate"
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _validate(gx, tables: list[gx_checks.Table], docs_dir: Path) -> tuple[dict[s
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=table.name, data=batch, suite=suite))
         result = definition.run(
-            batch_parameters={"dataframe": table.frame}, run_id=run_id,
+            batch_parameters={"dataframe": _html_safe(table.frame)}, run_id=run_id,
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": table.index_columns})
         results[table.name] = result
         by_check = {r.expectation_config.meta["check"]: r for r in result.results}
@@ -157,11 +162,30 @@ def _validate(gx, tables: list[gx_checks.Table], docs_dir: Path) -> tuple[dict[s
                                      rows=len(tables[0].frame))  # tables[0]: one row per image
 
 
+def _html_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its text values HTML-escaped. GX's Data Docs write a failed check's offending values into
+    the page as raw HTML, and text such as `source` file names comes from the user's data; GX's results (and
+    result.json) therefore hold the escaped text, the failure lines unescape it. A frame without `&<>"'` is not
+    copied."""
+    escaped = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        special = values.map(lambda v: isinstance(v, str) and _HTML_SPECIAL.search(v) is not None)
+        if special.any():
+            if escaped is frame:
+                escaped = frame.copy()
+            escaped.loc[special, column] = values[special].map(html.escape)
+    return escaped
+
+
 def _failure_line(check: gx_checks.Check, outcome) -> str:
     error = _exception_message(outcome.exception_info or {})
     if error is not None:
         return f"{check.name}: could not be evaluated ({error.splitlines()[0] if error else 'no message'})"
-    return check.describe(outcome.result or {})
+    # The values GX saw were HTML-escaped for its pages (`_html_safe`); the terminal line shows them as written.
+    return html.unescape(check.describe(outcome.result or {}))
 
 
 def _exception_message(info: dict) -> str | None:
