@@ -107,15 +107,15 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float) -> None:
 
 @contextlib.contextmanager
 def server(args: list[str], health_url: str, env: dict, log: Path, timeout: float = 120,
-           cwd: Path | None = None) -> Iterator[None]:
-    """Start a server in its own process group, wait for `health_url`, and always stop the whole group
-    (both `mlflow server` and `mlflow models serve` run their workers as child processes)."""
+           cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Start a server in its own process group, wait for `health_url`, yield its process, and always stop the
+    whole group (both `mlflow server` and `mlflow models serve` run their workers as child processes)."""
     with open(log, "w") as log_file:
         process = subprocess.Popen(args, env=env, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             wait_until_up(health_url, process, timeout)
-            yield
+            yield process
         except Exception as exc:
             raise RuntimeError(f"{exc}\n--- server log ---\n{log.read_text()[-3000:]}") from exc
         finally:

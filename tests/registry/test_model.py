@@ -51,6 +51,8 @@ def test_version_carries_metrics_hashes_params_commit_and_a_signature(store, tin
     ([{"n": 2, "seed": -3}], "row 0: seed -3 is outside 0..2**53"),
     ([{"latent": [np.inf] + [0.0] * (LATENT_DIM - 1)}], "row 0: latent has non-finite values"),
     ([{"n": 1}, {"n": 0}], "row 1: n=0 is outside 1..16"),
+    ([{"n": 1}] * 17, "request has 17 rows, so asks for more than 16 images"),
+    ([{"latent": [0.5] * 10**6, "label": 1}], f"row 0: latent has 1000000 values; this generator takes {LATENT_DIM}"),
 ])
 def test_bad_rows_are_named(rows, message):
     with pytest.raises(GanopsError) as caught:

@@ -1,4 +1,4 @@
-"""A real `mlflow models serve` of the champion, started once for this module on a free localhost port:
+"""A real `mlflow models serve` of the champion (tests/serving/conftest.py) on a free localhost port:
 good requests get images of the right shape, bad ones a 400 with a clear message, and the server keeps
 serving after them."""
 
@@ -13,40 +13,13 @@ import urllib.request
 import numpy as np
 import pytest
 
-from ganops.config import RegisterConfig
-from tests.helpers import (
-    IMAGE_SHAPE,
-    LATENT_DIM,
-    VENV_BIN,
-    clean_env,
-    free_port,
-    metrics,
-    register_version,
-    save_tiny_generator,
-    server,
-)
-
-LIMIT = 16
+from tests.helpers import IMAGE_SHAPE, LATENT_DIM
+from tests.serving.conftest import LIMIT
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        register_version(save_tiny_generator(root / "generator.keras"), metrics(2.0),
-                         RegisterConfig(max_images_per_request=LIMIT))
-        from ganops.registry import serving
-
-        local = serving.load("models:/gan-generator@champion")
-        port = free_port()
-        command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", "models:/gan-generator@champion",
-                   "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
-        with server(command, f"http://127.0.0.1:{port}/ping", clean_env(MLFLOW_TRACKING_URI=uri),
-                    root / "serve.log", timeout=120):
-            yield f"http://127.0.0.1:{port}/invocations", local
+def served(champion_server):
+    return f"{champion_server.base_url}/invocations", champion_server.local
 
 
 def post(url: str, body) -> tuple[int, dict]:

@@ -183,11 +183,16 @@ def _whole(value: Any, where: str) -> int:
     return int(value)
 
 
-def _numbers(value: Any, problem: str) -> np.ndarray:
-    """A flat list (or array) of ints and floats as float64; strings, booleans and nested lists are refused."""
+def _latent(value: Any, latent_dim: int, where: str) -> np.ndarray:
+    """A flat list (or array) of `latent_dim` ints and floats as float64; strings, booleans and nested lists are
+    refused. The length is checked before any item is looked at, so a latent of 10**7 numbers costs nothing here."""
+    problem = f"{where}: latent must be a list of {latent_dim} numbers"
+    if not isinstance(value, list | tuple | np.ndarray) or getattr(value, "ndim", 1) != 1:
+        raise GanopsError(problem)
+    if len(value) != latent_dim:
+        raise GanopsError(f"{where}: latent has {len(value)} values; this generator takes {latent_dim}")
     items = value.tolist() if isinstance(value, np.ndarray) else value
-    if not isinstance(items, list | tuple) or not all(
-            isinstance(item, int | float) and not isinstance(item, bool) for item in items):
+    if not all(isinstance(item, int | float) and not isinstance(item, bool) for item in items):
         raise GanopsError(problem)
     return np.asarray(items, dtype=np.float64)
 
@@ -202,6 +207,9 @@ def check_label(label: int, classes: int, where: str) -> int:
 
 def parse_rows(frame: pd.DataFrame, latent_dim: int, classes: int, limit: int) -> list[Draw]:
     """Check every request row; raise GanopsError naming the row and the problem."""
+    if len(frame) > limit:  # every row asks for at least one image: refuse before looking at any
+        raise GanopsError(f"request has {len(frame)} rows, so asks for more than {limit} images "
+                          "(register.max_images_per_request); split it into several requests")
     rows = frame.to_dict(orient="records") if len(frame.columns) else []
     if not rows:
         raise GanopsError("request has no rows: give rows with n (a count) or latent "
@@ -227,10 +235,7 @@ def parse_rows(frame: pd.DataFrame, latent_dim: int, classes: int, limit: int) -
                                   "(register.max_images_per_request)")
             draws.append(Draw(count, seed, label, None))
         else:
-            vector = _numbers(latent, f"{where}: latent must be a list of {latent_dim} numbers")
-            if vector.shape != (latent_dim,):
-                raise GanopsError(f"{where}: latent has {vector.size} values; this generator takes "
-                                  f"{latent_dim}")
+            vector = _latent(latent, latent_dim, where)
             if not np.all(np.isfinite(vector)):
                 raise GanopsError(f"{where}: latent has non-finite values")
             if classes and label is None:
