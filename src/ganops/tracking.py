@@ -2,14 +2,18 @@
 
 Tracking URI: `MLFLOW_TRACKING_URI` when set (a team's server); otherwise a SQLite store `mlflow.db` with
 artifacts in `mlruns/`, both at the repository root as absolute paths, so stages that DVC runs in a temp
-copy (`dvc exp run --temp`, queued experiments) log into the user's store, not a throwaway one.
+copy (`dvc exp run --temp`, queued experiments) log into the user's store, not a throwaway one. Parallel
+stages may share that file: its tables are created once, under a lock (`prepare_local_store`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -51,11 +55,32 @@ def local_artifact_root(uri: str) -> str | None:
     return (Path(uri[len(prefix):]).resolve().parent / "mlruns").as_uri()
 
 
+def prepare_local_store(uri: str) -> None:
+    """Create or migrate a SQLite store's tables one process at a time. Parallel stages (`dvc queue start
+    --jobs N`) that find a new `mlflow.db` would otherwise each run MLflow's migrations on it, and all but
+    one fail ("duplicate column name: step"). Nothing to do for a server, or for a store already set up."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return
+    digest = hashlib.sha256(str(Path(uri[len(prefix):]).resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"ganops-store-{digest}.lock", "a") as lock:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        # Opening each store (tracking, registry) creates and migrates the tables it finds missing.
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+
+
 def configure() -> str:
     """Point MLflow at the project's store and experiment; return the tracking URI."""
     uri = tracking_uri()
+    registry = os.environ.get("MLFLOW_REGISTRY_URI") or uri
+    for store in {uri, registry}:
+        prepare_local_store(store)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_registry_uri(registry)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:

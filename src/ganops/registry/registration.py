@@ -31,6 +31,7 @@ METRIC_TAG = "metric."  # version tag prefix of each evaluate metric: metric.fd_
 MODEL_PARAMS_PREFIX = "train."  # the record's params the logged model carries too
 REGISTERED_TAG = "ganops.registered_version"  # on the record: which version it registered
 FEATURIZER_TAG = "featurizer_hash"
+ALIAS_ATTEMPTS = 20  # rounds of setting the candidate alias while parallel registrations add versions
 
 # The whole model file that MLflow stores and executes at load time ("models from code").
 MODEL_CODE = '''\
@@ -134,7 +135,7 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, metrics: dict[st
     version = str(client.create_model_version(
         cfg.model_name, source=info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id,
         description=describe(run_id, tags, settings)).version)
-    client.set_registered_model_alias(cfg.model_name, cfg.alias, version)
+    point_at_newest(client, cfg.model_name, cfg.alias, version)
     registered = {"name": cfg.model_name, "version": version, "alias": cfg.alias, "run_id": run_id,
                   "model_uri": f"models:/{cfg.model_name}@{cfg.alias}", "model_id": info.model_id}
     champion = promotion.crown_first_version(client, cfg, version)
@@ -142,6 +143,21 @@ def log_and_register(cfg: RegisterConfig, generator_path: Path, metrics: dict[st
         registered["champion"] = champion
     mlflow.set_tag(REGISTERED_TAG, f"{cfg.model_name}/{version}")
     return registered
+
+
+def point_at_newest(client: MlflowClient, name: str, alias: str, version: str) -> str:
+    """Point `alias` at `version`, or at a newer version when a parallel registration (queued experiments) made
+    one: MLflow has no compare-and-set, so each registration re-reads the newest version after setting the alias
+    and sets it again until they agree. Whichever writes last has then seen the newest. Returns the version the
+    alias points at."""
+    target = str(version)
+    for _ in range(ALIAS_ATTEMPTS):
+        client.set_registered_model_alias(name, alias, target)
+        newest = promotion.edge_version(client, name, newest=True)
+        if newest is None or int(newest) <= int(target):
+            return target
+        target = newest
+    raise GanopsError(f"models:/{name}@{alias}: newer versions kept appearing; set the alias by hand")
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
