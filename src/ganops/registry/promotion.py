@@ -5,6 +5,7 @@ versions. Imports no TensorFlow: `ganops promote` starts in seconds."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,27 @@ def gate_verdict(gate: PromoteConfig, candidate: dict, champion: dict, champion_
 
 
 def _record(client, decision: Decision) -> None:
-    """Apply a decision to the registry: move the champion alias and tag both versions with why."""
+    """Apply a decision to the registry: move the champion alias and tag both versions with why. A server that
+    refuses (MLflow authentication: PERMISSION_DENIED) raises a GanopsError naming the permission needed."""
+    try:
+        _apply(client, decision)
+    except MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        raise GanopsError(permission_denied(decision)) from None
+
+
+def permission_denied(decision: Decision) -> str:
+    """One line: who lacks which permission on what, for what (the alias is moved first, so nothing changed)."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f"user {user}" if user else "this client (no MLFLOW_TRACKING_USERNAME)"
+    action = (f"to move the {decision.alias} alias to v{decision.candidate}" if decision.moves_champion
+              else f"to record the decision on v{decision.candidate} as version tags")
+    return (f"{tracking.tracking_uri()}: permission denied: {who} needs EDIT or MANAGE on registered model "
+            f"{decision.name} {action}; {decision.alias} is unchanged")
+
+
+def _apply(client, decision: Decision) -> None:
     name, version, before = decision.name, decision.candidate, decision.champion_before
     if decision.outcome in ("promoted", "forced"):
         client.set_registered_model_alias(name, decision.alias, version)
@@ -158,10 +179,21 @@ def _record(client, decision: Decision) -> None:
         client.set_model_version_tag(name, before, "promotion.replaced_by", version)
 
 
+def edge_version(client, name: str, newest: bool) -> str | None:
+    """The number of the model's newest (else oldest) version still in the registry, as a string."""
+    order = "DESC" if newest else "ASC"
+    found = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=[f"version_number {order}"])
+    return str(found[0].version) if found else None
+
+
 def crown_first_version(client, cfg: RegisterConfig, version: str) -> str | None:
-    """Make `version` champion when the model has none yet (its first registered version), recorded like any
-    promotion; return the champion's version then, else None."""
-    if alias_version(client, cfg.model_name, cfg.champion_alias) is not None:
+    """Make `version` champion when it is the model's first (lowest-numbered) version and there is no champion
+    yet, recorded like any promotion; return the champion's version then, else None.
+
+    Only the first version is ever crowned here: parallel first registrations (queued experiments) may all find
+    no champion, and MLflow has no set-if-absent, so "the one that finds none" would crown several in turn."""
+    if (str(version) != edge_version(client, cfg.model_name, newest=False)
+            or alias_version(client, cfg.model_name, cfg.champion_alias) is not None):
         return None
     decision = Decision(cfg.model_name, cfg.champion_alias, version, None, version, "promoted",
                         "first registered version: no champion yet")
