@@ -36,6 +36,10 @@ class Rule:
     needs_mnist: bool = False
 
 
+# Commands and Python blocks for a team's own hosts (PostgreSQL, S3, the tracking server) are not run here.
+TEAM_ONLY = (r"(example\.internal|s3://|PGPASSWORD|MLFLOW_S3_ENDPOINT_URL|MLFLOW_AUTH_CONFIG_PATH|^dvc remote "
+             r"|^dvc (push|pull)$)")
+
 RULES = (
     Rule(r"^make (test|test-slow|test-all)\b", "skip", "the test suite itself: this test runs inside it"),
     Rule(r"GPU=1", "skip", "needs an NVIDIA GPU and the CUDA wheels (tests/unit/test_packaging.py checks the "
@@ -61,9 +65,15 @@ RULES = (
     Rule(r"^MLFLOW_TRACKING_URI=\S+ mlflow models serve ", "server", "/ping"),
     Rule(r"^curl -s localhost:\d+/invocations ", "run"),
     Rule(r"^pip install -c constraints\.txt -e '\.\[server,s3\]'", "shrink", "--dry-run --quiet"),
-    Rule(r"(example\.internal|s3://|PGPASSWORD|MLFLOW_S3_ENDPOINT_URL|^dvc remote |^dvc (push|pull)$)", "skip",
-         "needs the team's PostgreSQL host, S3 bucket or tracking server (tests/registry/test_tracking_server.py "
-         "runs `mlflow server`; tests/registry/test_dvc_remote.py pushes to and pulls from a local remote)"),
+    Rule(r"(--queue|^dvc queue )", "skip", "a sweep of whole pipeline variants: tests/pipeline/"
+                                          "test_parallel_experiments.py runs it (make test-slow)"),
+    Rule(r"^dvc (pull --allow-missing|exp (run -n seed-|push origin|pull origin))", "skip",
+         "the CI-matrix recipe across clones: tests/pipeline/test_sweep_across_clones.py runs it with two clones, "
+         "a bare git remote and a local DVC remote"),
+    Rule(TEAM_ONLY, "skip",
+         "needs the team's PostgreSQL host, S3 bucket or tracking server (tests/registry/test_team_server.py runs "
+         "`mlflow server --app-name basic-auth` on a local PostgreSQL; tests/registry/test_dvc_remote.py pushes to "
+         "and pulls from a local remote)"),
 )
 
 
@@ -86,8 +96,8 @@ def commands(script: str) -> list[str]:
     """The commands of a shell block: continuation lines joined, comments (outside quotes) removed."""
     joined = re.sub(r"\\\n\s*", "", script)  # "a \\<newline>  b" -> "a b"
     result = []
-    for line in joined.splitlines():
-        line = re.sub(r"\s+#(?=[^'\"]*$).*$", "", line).strip()  # a trailing comment after the last quote
+    for raw in joined.splitlines():
+        line = re.sub(r"\s+#(?=[^'\"]*$).*$", "", raw).strip()  # a trailing comment after the last quote
         if line and not line.startswith("#"):
             result.append(line)
     return result
@@ -168,6 +178,10 @@ def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
     server_port: int | None = None
     with contextlib.ExitStack() as servers:
         for kind, text in steps((repo_root / "README.md").read_text()):
+            if kind == "python" and re.search(TEAM_ONLY, text):
+                skipped.append(("python block", "for a team's own tracking server (tests/registry/test_team_server.py "
+                                                "creates users and permissions the same way)"))
+                continue
             if kind == "python":
                 _run(f"{sys.executable} - <<'PYTHON'\n{text}\nPYTHON", repo, env)
                 ran.append("python block")
