@@ -55,12 +55,15 @@ def local_artifact_root(uri: str) -> str | None:
     return (Path(uri[len(prefix):]).resolve().parent / "mlruns").as_uri()
 
 
+_PREPARED_STORES: set[str] = set()  # set up by this process already: configure() runs once per MLflow call site
+
+
 def prepare_local_store(uri: str) -> None:
     """Create or migrate a SQLite store's tables one process at a time. Parallel stages (`dvc queue start
     --jobs N`) that find a new `mlflow.db` would otherwise each run MLflow's migrations on it, and all but
     one fail ("duplicate column name: step"). Nothing to do for a server, or for a store already set up."""
     prefix = "sqlite:///"
-    if not uri.startswith(prefix):
+    if not uri.startswith(prefix) or uri in _PREPARED_STORES:
         return
     digest = hashlib.sha256(str(Path(uri[len(prefix):]).resolve()).encode()).hexdigest()[:16]
     with open(Path(tempfile.gettempdir()) / f"ganops-store-{digest}.lock", "a") as lock:
@@ -71,6 +74,7 @@ def prepare_local_store(uri: str) -> None:
         # Opening each store (tracking, registry) creates and migrates the tables it finds missing.
         MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
         MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+    _PREPARED_STORES.add(uri)
 
 
 def configure() -> str:
