@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers import MNIST_DIR, SHARED_DIR, VENV_BIN, free_port, server, write_shrunk_params
+from tests.helpers import MNIST_DIR, REPO_ROOT, SHARED_DIR, VENV_BIN, free_port, server, write_shrunk_params
 
-SHRUNK = {"featurize": {"epochs": 2}, "train": {"epochs": 3, "monitor_every_epochs": None}}  # on shrunk_params
+# On shrunk_params; the latent width stays params.yaml's, which the README's `latent` request spells out.
+LATENT_DIM = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["train"]["latent_dim"]
+SHRUNK = {"featurize": {"epochs": 2}, "train": {"epochs": 3, "monitor_every_epochs": None, "latent_dim": LATENT_DIM}}
 SHRINK_EXPERIMENT = ["-S", "train.max_seconds=3"]  # the MNIST experiments: a few seconds of training
 
 
@@ -55,6 +58,11 @@ RULES = (
     Rule(r"^mkdir -p data/raw/\S+ && cp \.\./shared/data/", "run", needs_mnist=True),
     Rule(r"^dvc add data/raw/\S+$", "run", needs_mnist=True),
     Rule(r"^dvc exp run .*data\.path=data/raw/", "shrink", " ".join(SHRINK_EXPERIMENT), needs_mnist=True),
+    Rule(r"(--queue|^dvc queue )", "skip", "a sweep of whole pipeline variants: tests/pipeline/"
+                                          "test_parallel_experiments.py runs it (make test-slow)"),
+    Rule(r"^dvc (pull --allow-missing|exp (run -n seed-|push origin|pull origin))", "skip",
+         "the CI-matrix recipe across clones: tests/pipeline/test_sweep_across_clones.py runs it with two clones, "
+         "a bare git remote and a local DVC remote"),
     Rule(r"^dvc (exp run|exp show|metrics show|plots show)\b", "run"),
     Rule(r"^mlflow ui ", "server", "/"),
     Rule(r"^python benchmarks/train_throughput\.py ", "shrink", "--steps 2 --repeats 1"),
@@ -65,11 +73,6 @@ RULES = (
     Rule(r"^MLFLOW_TRACKING_URI=\S+ mlflow models serve ", "server", "/ping"),
     Rule(r"^curl -s localhost:\d+/invocations ", "run"),
     Rule(r"^pip install -c constraints\.txt -e '\.\[server,s3\]'", "shrink", "--dry-run --quiet"),
-    Rule(r"(--queue|^dvc queue )", "skip", "a sweep of whole pipeline variants: tests/pipeline/"
-                                          "test_parallel_experiments.py runs it (make test-slow)"),
-    Rule(r"^dvc (pull --allow-missing|exp (run -n seed-|push origin|pull origin))", "skip",
-         "the CI-matrix recipe across clones: tests/pipeline/test_sweep_across_clones.py runs it with two clones, "
-         "a bare git remote and a local DVC remote"),
     Rule(TEAM_ONLY, "skip",
          "needs the team's PostgreSQL host, S3 bucket or tracking server (tests/registry/test_team_server.py runs "
          "`mlflow server --app-name basic-auth` on a local PostgreSQL; tests/registry/test_dvc_remote.py pushes to "
