@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.helpers import VENV_BIN, clean_env, free_port, server, write_shrunk_params
 
-pytestmark = pytest.mark.timeout(900)  # the whole module shares one fixture; ~3 min on 2 idle cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # one shared fixture; ~2–3 min on 2 cores (make test-slow)
 
 MODEL = "gan-generator"
 SEEDS = {"job-a-seed1": 1, "job-b-seed2": 2}  # experiment name: train.seed, one per clone

@@ -17,7 +17,8 @@ import pytest
 from tests.helpers import IMAGE_SHAPE, REPO_ROOT, VENV_BIN, clean_env, free_port, server, write_params
 from tests.registry.test_tracking_server import stage_outputs
 
-pytestmark = pytest.mark.timeout(300)
+# A PostgreSQL cluster, its migrations and an authenticated server: minutes on 2 cores (make test-slow).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ADMIN = "admin"
 MODEL = "gan-generator"

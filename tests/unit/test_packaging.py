@@ -33,8 +33,18 @@ def constraints(repo_root) -> dict[str, str]:
 
 
 def requirements(project: dict, *extras: str) -> list[Requirement]:
-    listed = project["dependencies"] + [r for extra in extras for r in project["optional-dependencies"][extra]]
-    return [Requirement(line) for line in listed]
+    """What installing the project with `extras` asks for; an extra that names another of the project's own
+    (`dev` lists `ganops[server]`) brings that one's requirements instead of a line of its own."""
+    wanted, found, index = list(extras), [Requirement(line) for line in project["dependencies"]], 0
+    while index < len(wanted):
+        for line in project["optional-dependencies"][wanted[index]]:
+            req = Requirement(line)
+            if canonicalize_name(req.name) == canonicalize_name(project["name"]):
+                wanted += [extra for extra in sorted(req.extras) if extra not in wanted]
+            else:
+                found.append(req)
+        index += 1
+    return found
 
 
 def test_dependencies_are_ranges_not_pins(project):
