@@ -51,6 +51,7 @@ RULES = (
     # test` just did, so the repository's own pipeline runs here as `dvc repro`.
     Rule(r"^make pipeline$", "as dvc repro"),
     Rule(r"^make help$", "run"),
+    Rule(r"^make lint$", "skip", ".ci/run runs it after the tests (it installs the lint extra into the .venv)"),
     Rule(r"^source \.venv/bin/activate$", "skip", "every command here already runs with the venv's bin first "
                                                   "on PATH, which is all activate does"),
     Rule(r"^\$EDITOR params\.yaml && dvc repro$", "run"),  # EDITOR=true: nothing edited, nothing to rerun
