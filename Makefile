@@ -45,10 +45,10 @@ pipeline: install  ## run the whole pipeline on the configured data (built-in di
 	dvc repro
 
 # pytest exits 5 when it collected no tests: a failure, not a pass.
-test: install  ## the test suite, without tests marked slow (about 10 minutes on 2 cores)
+test: install  ## the test suite, without tests marked slow (about 16 minutes on 2 cores)
 	pytest -m "not slow" || { status=$$?; [ $$status -ne 5 ] || echo "make test: no tests collected" >&2; exit $$status; }
 
-test-slow: install  ## the slow tests only (real-data runs, long training)
+test-slow: install  ## the slow tests only (MNIST, queued sweeps, the PostgreSQL team server, two clones)
 	pytest -m slow || { status=$$?; [ $$status -ne 5 ] || echo "make test-slow: no tests collected" >&2; exit $$status; }
 
 test-all: install  ## every test, slow ones included
