@@ -84,20 +84,17 @@ def _dvc_process() -> psutil.Process | None:
     return None
 
 
-def record_name() -> str:
+def record_name(commit: str | None) -> str:
     name = os.environ.get("DVC_EXP_NAME")
     if name:
         return name
-    commit = tracking.git_commit()
     return f"repro-{commit[:7]}" if commit else "repro"
 
 
-def _record_tags(key: str, data_hash: str | None) -> dict[str, str]:
+def _record_tags(key: str, data_hash: str | None, commit: str | None) -> dict[str, str]:
     tags = {EXECUTION_TAG: key, EXPERIMENT_TAG: os.environ.get("DVC_EXP_NAME", ""),
-            BASELINE_TAG: os.environ.get("DVC_EXP_BASELINE_REV", ""), DATA_HASH_TAG: data_hash or ""}
-    commit = tracking.git_commit()
-    if commit:
-        tags[COMMIT_TAG] = commit
+            BASELINE_TAG: os.environ.get("DVC_EXP_BASELINE_REV", ""), DATA_HASH_TAG: data_hash or "",
+            COMMIT_TAG: commit or ""}
     return {k: v for k, v in tags.items() if v}
 
 
@@ -119,13 +116,14 @@ def open_record(inputs: Inputs, resume_run_id: str | None = None) -> Iterator[ml
     key = execution_key()
     info = artifacts.PreparedData(inputs.prepared).read_info()
     run_id = resume_run_id or find_record(key)
+    commit = tracking.git_commit() if run_id is None or resume_run_id is not None else None  # one git call
     if run_id is not None:
         active = mlflow.start_run(run_id=run_id)
         if resume_run_id is not None:
-            mlflow.set_tags(_record_tags(key, info.data_hash))
+            mlflow.set_tags(_record_tags(key, info.data_hash, commit))
             _log_lineage(inputs, info, skip_existing_params=True)
     else:
-        active = mlflow.start_run(run_name=record_name(), tags=_record_tags(key, info.data_hash))
+        active = mlflow.start_run(run_name=record_name(commit), tags=_record_tags(key, info.data_hash, commit))
         _log_lineage(inputs, info, skip_existing_params=False)
     with active:
         _log_if_present(Path("dvc.lock"))

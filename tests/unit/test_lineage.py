@@ -36,7 +36,7 @@ def test_experiments_open_on_the_training_view_old_ones_too(store, monkeypatch):
 def test_a_dvc_experiment_is_keyed_and_named_by_its_name_and_baseline(monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "wider-net")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
-    assert lineage.execution_key() == "exp:wider-net@abc123" and lineage.record_name() == "wider-net"
+    assert lineage.execution_key() == "exp:wider-net@abc123" and lineage.record_name(commit="abc1234") == "wider-net"
     monkeypatch.delenv("DVC_EXP_NAME")
     assert lineage.execution_key().startswith("process:")  # pytest is not run by dvc: a record of its own
 
