@@ -24,6 +24,14 @@ from ganops.data.sources.common import (
 from ganops.errors import GanopsError
 
 _CHUNK_ROWS = 5000  # rows parsed at a time: bounds the parser's memory
+# ... and at most this many bytes of cells, whatever the header's column count: a short row is padded to
+# the header's width, so a wide header over short rows would otherwise size each chunk, not the data.
+_CHUNK_BYTES = 16 << 20
+
+
+def _chunk_rows(columns: int, cell_bytes: int) -> int:
+    return max(1, min(_CHUNK_ROWS, _CHUNK_BYTES // (cell_bytes * max(columns, 1))))
+
 
 def _line(row: int) -> str:
     return f"line {row + 2}"
@@ -37,20 +45,38 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _first_bad_cell(path, pixel_columns: list[str]) -> str:
-    """Slow diagnostic pass, only after the fast read failed: name the first cell that is not a number."""
+def _bad_cell(table: pd.DataFrame, pixel_columns: list[str]) -> tuple[int, str, str] | None:
+    """(row, column, text) of the first cell of `table`, in reading order, that is not a number."""
+    cells = table[pixel_columns].to_numpy()
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        cells.astype(np.float64)  # float() of every cell, as _is_number does, in C: the usual clean chunk
+        return None
+    except ValueError:
+        pass
+    for row, values in enumerate(cells):  # a row at a time in C; only the bad row cell by cell in Python
+        try:
+            values.astype(np.float64)
+        except ValueError:
+            column = next(i for i, text in enumerate(values) if not _is_number(str(text).strip()))
+            return row, pixel_columns[column], str(values[column]).strip()
+    return None
+
+
+def _first_bad_cell(path, pixel_columns: list[str]) -> str:
+    """Slow diagnostic pass, only after the fast read failed: name the first cell that is not a number.
+    In chunks, stopping at the first bad one: a whole table of Python strings is ~20× the file."""
+    first_row = 0
+    try:
+        for table in pd.read_csv(path, dtype=str, keep_default_na=False,
+                                 chunksize=_chunk_rows(len(pixel_columns), 64)):
+            found = _bad_cell(table, pixel_columns)
+            if found is not None:
+                row, column, value = found
+                return f"{_line(first_row + row)}, column {column!r}: " + (
+                    "missing pixel value" if value == "" else f"pixel {value!r} is not a number")
+            first_row += len(table)
     except pd.errors.ParserError as exc:
         return f"malformed CSV ({str(exc).strip().splitlines()[-1]})"
-    for column in pixel_columns:
-        cells = table[column].str.strip()
-        bad = ~cells.map(_is_number)
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            value = cells.iloc[row]
-            return f"{_line(row)}, column {column!r}: " + (
-                "missing pixel value" if value == "" else f"pixel {value!r} is not a number")
     return "unreadable CSV"
 
 
@@ -73,11 +99,14 @@ def load(cfg: DataConfig) -> LoadedImages:
     # the whole text and a second copy of the table, over 1 GB for 70,000 28×28 rows.
     pixel_chunks, label_chunks = [], []
     try:
-        for chunk in pd.read_csv(path, dtype=dict.fromkeys(pixel_columns, np.float32), chunksize=_CHUNK_ROWS):
+        for chunk in pd.read_csv(path, dtype=dict.fromkeys(pixel_columns, np.float32),
+                                 chunksize=_chunk_rows(len(header), 4)):
             if label_column is not None:
                 label_chunks.append(chunk.pop(label_column).to_numpy())
             # to_numpy() is column-major here: make each image's pixels contiguous (prepare gathers rows).
             pixel_chunks.append(np.ascontiguousarray(chunk.to_numpy(dtype=np.float32)))
+            if not np.isfinite(pixel_chunks[-1]).all():  # an error below whatever follows (short rows too):
+                break  # stop before the rest of the file is padded to the header's width
     except (ValueError, pd.errors.ParserError):
         raise GanopsError(f"{path}: {_first_bad_cell(path, pixel_columns)}") from None
     if not pixel_chunks or sum(len(c) for c in pixel_chunks) == 0:

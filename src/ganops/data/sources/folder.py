@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -35,9 +36,15 @@ _GRAY, _COLOUR = "grayscale", "RGB"
 
 
 def _decode(path: str) -> tuple[np.ndarray | None, str]:
-    """(pixels as uint8/uint16 HWC, its kind) or (None, the problem)."""
+    """(pixels as uint8/uint16 HWC, its kind) or (None, the problem).
+
+    PIL checks the size a file's header claims when it opens it, before decoding: over
+    `Image.MAX_IMAGE_PIXELS` it only warns (a multi-line warning, then hundreds of MB decoded), over twice
+    that it raises. Both are errors here, reported like any unreadable file. (`catch_warnings` changes
+    process-wide state: fine, since files are decoded one at a time per process, never in parallel threads.)"""
     try:
-        with Image.open(path) as opened:
+        with warnings.catch_warnings(action="error", category=Image.DecompressionBombWarning), \
+                Image.open(path) as opened:
             opened.load()
             image: Image.Image = opened
             mode = image.mode
@@ -46,7 +53,8 @@ def _decode(path: str) -> tuple[np.ndarray | None, str]:
             elif mode not in ("L", "RGB") and not mode.startswith("I;16"):
                 image, mode = image.convert("RGB"), "RGB"
             pixels = np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
         return None, f"cannot read image ({exc})"
     if mode.startswith("I;16"):
         pixels = pixels.astype(np.uint16, copy=False)
