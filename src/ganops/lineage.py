@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]  # added at import time
+from mlflow.exceptions import MlflowException
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from ganops import artifacts, tracking
@@ -142,8 +143,25 @@ def _log_lineage(inputs: Inputs, info: artifacts.DatasetInfo, skip_existing_para
             _log_if_present(path)
     verdict = validation_tags(inputs.validation)
     for split in artifacts.SPLITS:
-        mlflow.log_input(dataset(inputs.prepared, info, split), context=CONTEXTS[split],
-                         tags={"ganops.rows": str(_split_count(info, split)), **verdict})
+        _log_input(dataset(inputs.prepared, info, split), context=CONTEXTS[split],
+                   tags={"ganops.rows": str(_split_count(info, split)), **verdict})
+
+
+# MLflow's SQL store looks a dataset up, then inserts it, in two statements: when two runs log the same dataset
+# at once (a queued sweep's variants against PostgreSQL), the second insert breaks the unique key. The dataset
+# then exists, and logging again links it to the run.
+_DATASET_RACE = ("dataset_pk", "UNIQUE constraint failed: datasets")
+_DATASET_ATTEMPTS = 3
+
+
+def _log_input(logged: MetaDataset, context: str, tags: dict[str, str]) -> None:
+    for attempt in range(1, _DATASET_ATTEMPTS + 1):
+        try:
+            mlflow.log_input(logged, context=context, tags=tags)
+            return
+        except MlflowException as exc:
+            if attempt == _DATASET_ATTEMPTS or not any(sign in exc.message for sign in _DATASET_RACE):
+                raise
 
 
 def _log_if_present(path: Path) -> None:

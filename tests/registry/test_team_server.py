@@ -1,6 +1,8 @@
 """The team's tracking server for real: `mlflow server --app-name basic-auth` on a PostgreSQL backend store (and
 a PostgreSQL user store), a proxied artifact store, and users who sign in through MLFLOW_TRACKING_USERNAME and
-MLFLOW_TRACKING_PASSWORD. A new user may read everything and manage only what they create."""
+MLFLOW_TRACKING_PASSWORD. A new user may read everything and manage only what they create. Through it: the
+register stage, `ganops promote`, `mlflow models serve`, and the README's queued sweep (8 pipeline variants, 2 at
+a time, each in its own `dvc exp run` process: train, evaluate and register)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import IMAGE_SHAPE, REPO_ROOT, VENV_BIN, clean_env, free_port, server, write_params
+from tests.helpers import IMAGE_SHAPE, REPO_ROOT, VENV_BIN, clean_env, free_port, server, sweep, write_params
 from tests.registry.test_tracking_server import stage_outputs
 
-# A PostgreSQL cluster, its migrations and an authenticated server: minutes on 2 cores (make test-slow).
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 ADMIN = "admin"
 MODEL = "gan-generator"
+SWEEP_EXPERIMENT, SWEEP_MODEL = "sweep", "sweep-generator"  # apart from the register tests' records
 USERS = ("alice", "reader", "promoter")  # alice registers; reader and promoter start with the default READ
 
 
@@ -151,20 +153,45 @@ def test_promote_needs_edit_or_manage_on_the_model(team_server, registered):
         assert str(client.get_registered_model(MODEL).aliases["champion"]) == "2"
 
 
-def test_credentials_appear_in_no_record_file_or_log(team_server, registered):
+@pytest.fixture(scope="module")
+def swept(team_server, repo_root, tmp_path_factory):
+    """The queued sweep run by alice through the team server: (repository, {variant: its queue log})."""
+    url, passwords, _ = team_server
+    baseline = sweep.make_baseline(repo_root, tmp_path_factory.mktemp("sweep-baseline"), model_name=SWEEP_MODEL)
+    repo = sweep.copy_baseline(baseline, tmp_path_factory.mktemp("sweep"))
+    env = {**user_env(url, "alice", passwords["alice"]), "MLFLOW_EXPERIMENT_NAME": SWEEP_EXPERIMENT,
+           **sweep.GIT_IDENTITY}
+    logs = sweep.sweep(repo, env)
+    assert not (repo / "mlflow.db").exists()  # the queue's workers saw MLFLOW_TRACKING_URI
+    return repo, logs
+
+
+@pytest.mark.timeout(sweep.QUEUE_TIMEOUT_S + 300)
+def test_queued_sweep_through_the_team_server(team_server, swept):
+    url, passwords, _ = team_server
+    repo, logs = swept
+    with as_user(url, "alice", passwords["alice"]) as client:
+        sweep.check_records(client, logs, experiment=SWEEP_EXPERIMENT, model=SWEEP_MODEL)
+        env = {**user_env(url, "alice", passwords["alice"]), **sweep.GIT_IDENTITY}
+        sweep.check_exp_show(repo, env, client, model=SWEEP_MODEL)
+
+
+def test_credentials_appear_in_no_record_file_or_log(team_server, registered, swept):
     url, passwords, server_log = team_server
     work, logs = registered
+    sweep_repo, sweep_logs = swept
     recorded = []
     with as_user(url, ADMIN, passwords[ADMIN]) as client:
-        for version in client.search_model_versions(f"name='{MODEL}'"):
-            recorded.append(json.dumps(version.tags))
-            run_record = client.get_run(version.run_id)
-            recorded += [json.dumps(run_record.data.params), json.dumps(run_record.data.tags)]
-        recorded.append(json.dumps(client.get_registered_model(MODEL).tags))
-    files = [path.read_text(errors="replace") for path in work.rglob("*")
-             if path.is_file() and path.suffix in (".yaml", ".json", ".lock", ".log", ".txt")]
+        for model in (MODEL, SWEEP_MODEL):
+            for version in client.search_model_versions(f"name='{model}'"):
+                recorded.append(json.dumps(version.tags))
+                run_record = client.get_run(version.run_id)
+                recorded += [json.dumps(run_record.data.params), json.dumps(run_record.data.tags)]
+            recorded.append(json.dumps(client.get_registered_model(model).tags))
+    files = [path.read_text(errors="replace") for folder in (work, sweep_repo) for path in folder.rglob("*")
+             if path.is_file() and path.suffix in (".yaml", ".json", ".lock", ".log", ".txt", ".out")]
     for name, password in passwords.items():
-        for text in (*recorded, *files, logs, server_log.read_text(errors="replace")):
+        for text in (*recorded, *files, logs, *sweep_logs.values(), server_log.read_text(errors="replace")):
             assert password not in text, f"{name}'s password leaked"
 
 
@@ -182,3 +209,4 @@ def test_champion_serves_through_the_authenticated_server(team_server, registere
             body = json.loads(response.read())
     assert response.status == 200
     assert len(body["predictions"]) == 2 and len(body["predictions"][0]) == IMAGE_SHAPE[0]
+
