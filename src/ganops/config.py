@@ -95,15 +95,19 @@ class TrainConfig(_Section):
     """The train stage. A checkpoint is resumed only when every key but `epochs`, `max_seconds` (which may
     grow) and the `monitor_*` keys matches the run that wrote it, and the data hash too."""
 
-    arch: Literal["dcgan", "mlp"] = "mlp"  # mlp suits 8×8 digits best; dcgan from 28×28 up
-    conditional: bool = False  # class-conditional G (label embedding) and projection D; needs labels
+    # mlp suits 8×8 digits best; dcgan from 28×28 up; resnet (SNGAN/BigGAN-style) for 32–128 px, sides 4·2^k
+    arch: Literal["dcgan", "mlp", "resnet"] = "mlp"
+    # class-conditional G (label embedding; resnet: class-conditional BatchNorm) and projection D; needs labels
+    conditional: bool = False
     latent_dim: int = Field(64, ge=1)
-    base_filters: int = Field(64, ge=1)  # dcgan width: filters of D's first conv, G's last hidden conv
+    # dcgan width: filters of D's first conv, G's last hidden conv; resnet: G's 4×4 width is 8× this, halved
+    # per block down to this, D mirrors it
+    base_filters: int = Field(64, ge=1)
     loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)  # wgan-gp: gradient penalty weight λ
     r1_weight: float = Field(1.0, ge=0.0)  # R1 penalty γ on real images; 0 turns it off
     spectral_norm: bool = False  # spectral normalisation of D's conv and dense layers
-    d_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # null: the arch's own (dcgan 0.3, mlp 0)
+    d_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # null: the arch's own (dcgan 0.3, mlp and resnet 0)
     augment: list[Literal["color", "translation", "cutout"]] = []  # DiffAugment on D's inputs
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -128,6 +132,17 @@ class TrainConfig(_Section):
         if len(set(self.augment)) != len(self.augment):
             raise ValueError(f"train.augment: lists a transformation twice ({self.augment})")
         return self
+
+
+def resnet_size_problem(image_size: int) -> str | None:
+    """Why the resnet arch cannot make square images of this side, or None. It starts at 4×4 and doubles once
+    per residual block, so the side must be 4·2^k (k ≥ 1). Here rather than in `models.resnet` so params are
+    checked before any stage runs (the config imports no model code)."""
+    blocks = (image_size // 4).bit_length() - 1
+    if image_size >= 8 and image_size == 4 * 2**blocks:
+        return None
+    return (f"train.arch: resnet needs data.image_size of the form 4·2^k (8, 16, 32, 64, 128, 256, 512), "
+            f"got {image_size}")
 
 
 class EvaluateConfig(_Section):
@@ -181,6 +196,13 @@ class Params(_Section):
     promote: PromoteConfig = PromoteConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _arch_fits_image_size(self) -> Params:
+        problem = resnet_size_problem(self.data.image_size) if self.train.arch == "resnet" else None
+        if problem:
+            raise ValueError(problem)
+        return self
 
     # `validate` and `register` would shadow pydantic methods, hence the trailing underscore.
     @property

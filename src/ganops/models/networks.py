@@ -1,8 +1,10 @@
 """Generator and discriminator builders. Plain functional Keras models, so a saved generator loads
-anywhere without custom objects; every size and width comes in as an argument.
+anywhere without custom objects; every size and width comes in as an argument. The residual arch lives in
+resnet.py; the inputs and heads every arch shares in parts.py.
 
 Conditional variants (`num_classes > 0`) take a second int input named "label":
-- the generator concatenates a learned label embedding (latent_dim wide) to the latent vector;
+- the generator concatenates a learned label embedding (latent_dim wide) to the latent vector (resnet:
+  class-conditional BatchNorm instead);
 - the discriminator is a projection discriminator (Miyato & Koyama 2018): logit = ψ(φ(x)) + ⟨e(y), φ(x)⟩,
   where φ(x) are the features feeding the final Dense and e(y) a per-class embedding of the same width.
 """
@@ -13,10 +15,12 @@ import keras
 from keras import layers
 
 from ganops.errors import GanopsError
+from ganops.models import resnet
+from ganops.models.parts import image_inputs, latent_inputs, logit, spectral
 
 # Each arch's classic discriminator dropout, used when `train.d_dropout` is null: the TensorFlow DCGAN
-# tutorial's 0.3, none for the classic Keras mlp.
-ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0}
+# tutorial's 0.3, none for the classic Keras mlp and for resnet (SNGAN and BigGAN use none).
+ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0, "resnet": 0.0}
 
 
 def _upsampling_plan(size: int) -> tuple[int, int]:
@@ -33,35 +37,6 @@ def _upsampling_plan(size: int) -> tuple[int, int]:
     return size // (2**ups), ups
 
 
-def _latent_inputs(latent_dim: int, num_classes: int) -> tuple[list[keras.KerasTensor], keras.KerasTensor]:
-    latent = keras.Input((latent_dim,), name="latent")
-    if not num_classes:
-        return [latent], latent
-    label = keras.Input((), dtype="int32", name="label")
-    embedded = layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)
-    return [latent, label], layers.Concatenate(name="latent_and_label")([latent, embedded])
-
-
-def _image_inputs(image_shape: tuple[int, int, int], num_classes: int) -> list[keras.KerasTensor]:
-    images = keras.Input(image_shape, name="images")
-    return [images, keras.Input((), dtype="int32", name="label")] if num_classes else [images]
-
-
-def _sn(layer: keras.layers.Layer, spectral_norm: bool) -> keras.layers.Layer:
-    # Keras' SpectralNormalization only normalises when called with training=True (see gan.py).
-    return layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
-
-
-def _logit(inputs: list[keras.KerasTensor], features: keras.KerasTensor, num_classes: int,
-           spectral_norm: bool) -> keras.KerasTensor:
-    logit = _sn(layers.Dense(1, name="logit"), spectral_norm)(features)
-    if not num_classes:
-        return logit
-    class_embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(inputs[1])
-    projection = layers.Dot(axes=1, name="projection")([class_embedding, features])
-    return layers.Add(name="projected_logit")([logit, projection])
-
-
 def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,
                           num_classes: int = 0) -> keras.Model:
     """DCGAN generator. At 28×28×1 with base_filters=64 this is exactly the TensorFlow DCGAN tutorial's
@@ -71,7 +46,7 @@ def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], ba
     if height != width:
         raise GanopsError(f"data.image_size: dcgan needs square images, got {height}×{width}")
     start, ups = _upsampling_plan(height)
-    inputs, x = _latent_inputs(latent_dim, num_classes)
+    inputs, x = latent_inputs(latent_dim, num_classes)
     x = layers.Dense(start * start * base_filters * 2**ups, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU()(x)
@@ -93,21 +68,21 @@ def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: i
     """DCGAN discriminator. At 28×28 this is the tutorial's Conv2D 64 and 128 (5×5, stride 2), each with
     LeakyReLU and Dropout (the tutorial's 0.3: `ARCH_DROPOUT`), then Dense 1 (a logit)."""
     _, ups = _upsampling_plan(image_shape[0])
-    inputs = _image_inputs(image_shape, num_classes)
+    inputs = image_inputs(image_shape, num_classes)
     x = inputs[0]
     for i in range(ups):
-        x = _sn(layers.Conv2D(base_filters * 2**i, 5, strides=2, padding="same"), spectral_norm)(x)
+        x = spectral(layers.Conv2D(base_filters * 2**i, 5, strides=2, padding="same"), spectral_norm)(x)
         x = layers.LeakyReLU()(x)
         if dropout:
             x = layers.Dropout(dropout)(x)
     features = layers.Flatten()(x)
-    logits = _logit(inputs, features, num_classes, spectral_norm)
+    logits = logit(inputs, features, num_classes, spectral_norm)
     return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
 
 def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], num_classes: int = 0) -> keras.Model:
     """The classic Keras fully connected generator: latent → 256 → 128 → pixels (tanh)."""
-    inputs, x = _latent_inputs(latent_dim, num_classes)
+    inputs, x = latent_inputs(latent_dim, num_classes)
     x = layers.Dense(256)(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dense(128)(x)
@@ -120,14 +95,14 @@ def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], num_
 def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float, num_classes: int = 0,
                             spectral_norm: bool = False) -> keras.Model:
     """The classic Keras fully connected discriminator: pixels → 128 → 256 → 1 (a logit)."""
-    inputs = _image_inputs(image_shape, num_classes)
+    inputs = image_inputs(image_shape, num_classes)
     x = layers.Flatten()(inputs[0])
     for units in (128, 256):
-        x = _sn(layers.Dense(units), spectral_norm)(x)
+        x = spectral(layers.Dense(units), spectral_norm)(x)
         x = layers.LeakyReLU(0.2)(x)
         if dropout:
             x = layers.Dropout(dropout)(x)
-    logits = _logit(inputs, x, num_classes, spectral_norm)
+    logits = logit(inputs, x, num_classes, spectral_norm)
     return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
 
@@ -137,6 +112,8 @@ def build_generator(arch: str, latent_dim: int, image_shape: tuple[int, int, int
         return build_dcgan_generator(latent_dim, image_shape, base_filters, num_classes)
     if arch == "mlp":
         return build_mlp_generator(latent_dim, image_shape, num_classes)
+    if arch == "resnet":
+        return resnet.build_resnet_generator(latent_dim, image_shape, base_filters, num_classes)
     raise GanopsError(f"train.arch: unknown architecture {arch!r}")
 
 
@@ -149,6 +126,8 @@ def build_discriminator(arch: str, image_shape: tuple[int, int, int], base_filte
     dropout = ARCH_DROPOUT[arch] if dropout is None else dropout
     if arch == "dcgan":
         return build_dcgan_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm)
+    if arch == "resnet":
+        return resnet.build_resnet_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm)
     return build_mlp_discriminator(image_shape, dropout, num_classes, spectral_norm)
 
 

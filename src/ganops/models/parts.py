@@ -1,0 +1,57 @@
+"""Pieces every architecture shares (networks.py, resnet.py): the model inputs, which are the serving
+contract, the optional spectral normalisation, and the logit / projection head.
+
+Inputs: a generator takes "latent" (latent_dim floats) and, when class-conditional, "label" (one int); a
+discriminator takes "images" and, when class-conditional, "label". `sampling` and `standing` find them by
+these names.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+LATENT_INPUT = "latent"
+LABEL_INPUT = "label"
+IMAGES_INPUT = "images"
+
+
+def latent_input(latent_dim: int) -> keras.KerasTensor:
+    return keras.Input((latent_dim,), name=LATENT_INPUT)
+
+
+def label_input() -> keras.KerasTensor:
+    return keras.Input((), dtype="int32", name=LABEL_INPUT)
+
+
+def latent_inputs(latent_dim: int, num_classes: int) -> tuple[list[keras.KerasTensor], keras.KerasTensor]:
+    """The generator's inputs, and the latent with a learned label embedding (latent_dim wide) concatenated
+    when conditional."""
+    latent = latent_input(latent_dim)
+    if not num_classes:
+        return [latent], latent
+    label = label_input()
+    embedded = layers.Embedding(num_classes, latent_dim, name="label_embedding")(label)
+    return [latent, label], layers.Concatenate(name="latent_and_label")([latent, embedded])
+
+
+def image_inputs(image_shape: tuple[int, int, int], num_classes: int) -> list[keras.KerasTensor]:
+    images = keras.Input(image_shape, name=IMAGES_INPUT)
+    return [images, label_input()] if num_classes else [images]
+
+
+def spectral(layer: keras.layers.Layer, spectral_norm: bool) -> keras.layers.Layer:
+    # Keras' SpectralNormalization only normalises when called with training=True (see gan.py).
+    return layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
+
+
+def logit(inputs: list[keras.KerasTensor], features: keras.KerasTensor, num_classes: int,
+          spectral_norm: bool) -> keras.KerasTensor:
+    """Dense 1 on `features`; conditional: a projection discriminator (Miyato & Koyama 2018),
+    logit = ψ(φ(x)) + ⟨e(y), φ(x)⟩ with e(y) a per-class embedding as wide as the features φ(x)."""
+    plain = spectral(layers.Dense(1, name="logit"), spectral_norm)(features)
+    if not num_classes:
+        return plain
+    class_embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(inputs[1])
+    projection = layers.Dot(axes=1, name="projection")([class_embedding, features])
+    return layers.Add(name="projected_logit")([plain, projection])
