@@ -102,3 +102,10 @@ def test_generator_without_batchnorm_is_unchanged(num_classes):
     assert standing.with_standing_statistics(generator, seed=0) is generator
     for kept, now in zip(before, generator.get_weights(), strict=True):
         np.testing.assert_array_equal(kept, now)
+
+
+@pytest.mark.parametrize(("side", "batches"), [(8, 32), (28, 32), (32, 24), (64, 6), (128, 4)])
+def test_larger_images_get_fewer_calibration_latents(side, batches):
+    """The full 32 × 256 latents up to 28×28; beyond, in proportion to the pixels, never under 4 batches."""
+    generator = networks.build_generator("dcgan", LATENT_DIM, (side, side, 1), 4)
+    assert standing.default_batches(generator) == batches
