@@ -59,8 +59,9 @@ RULES = (
     Rule(r"^mkdir -p data/raw/\S+ && cp \.\./shared/data/", "run", needs_mnist=True),
     Rule(r"^dvc add data/raw/\S+$", "run", needs_mnist=True),
     Rule(r"^dvc exp run .*data\.path=data/raw/", "shrink", " ".join(SHRINK_EXPERIMENT), needs_mnist=True),
-    Rule(r"(--queue|^dvc queue )", "skip", "a sweep of whole pipeline variants: tests/pipeline/"
-                                          "test_parallel_experiments.py runs it (make test-slow)"),
+    Rule(r"(--queue|^dvc queue )", "skip", "a sweep of whole pipeline variants: tests/registry/"
+                                          "test_team_server.py runs it through a tracking server, tests/"
+                                          "pipeline/test_parallel_experiments.py into the local store"),
     Rule(r"^dvc (pull --allow-missing|exp (run -n seed-|push origin|pull origin))", "skip",
          "the CI-matrix recipe across clones: tests/pipeline/test_sweep_across_clones.py runs it with two clones, "
          "a bare git remote and a local DVC remote"),
