@@ -16,7 +16,7 @@ MODEL = "gan-generator"
 
 
 @pytest.mark.slow  # 8 queued pipeline variants into SQLite; make test runs the same sweep through the team server
-@pytest.mark.timeout(sweep.QUEUE_TIMEOUT_S + 300)
+@pytest.mark.timeout(sweep.TEST_TIMEOUT_S)
 def test_queued_sweep_into_the_local_store(repo_root, tmp_path):
     baseline = sweep.make_baseline(repo_root, tmp_path / "baseline")
     repo = sweep.copy_baseline(baseline, tmp_path)

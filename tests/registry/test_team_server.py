@@ -19,7 +19,8 @@ import pytest
 from tests.helpers import IMAGE_SHAPE, REPO_ROOT, VENV_BIN, clean_env, free_port, server, sweep, write_params
 from tests.registry.test_tracking_server import stage_outputs
 
-pytestmark = pytest.mark.timeout(300)
+# The first test pays for initdb, pg_ctl and the server's start (each up to minutes on a busy machine).
+pytestmark = pytest.mark.timeout(600)
 
 ADMIN = "admin"
 MODEL = "gan-generator"
@@ -166,7 +167,7 @@ def swept(team_server, repo_root, tmp_path_factory):
     return repo, logs
 
 
-@pytest.mark.timeout(sweep.QUEUE_TIMEOUT_S + 300)
+@pytest.mark.timeout(sweep.TEST_TIMEOUT_S)
 def test_queued_sweep_through_the_team_server(team_server, swept):
     url, passwords, _ = team_server
     repo, logs = swept
@@ -176,6 +177,7 @@ def test_queued_sweep_through_the_team_server(team_server, swept):
         sweep.check_exp_show(repo, env, client, model=SWEEP_MODEL)
 
 
+@pytest.mark.timeout(sweep.TEST_TIMEOUT_S)  # builds the sweep when run on its own
 def test_credentials_appear_in_no_record_file_or_log(team_server, registered, swept):
     url, passwords, server_log = team_server
     work, logs = registered
