@@ -164,7 +164,7 @@ def test_64px_trains_checkpoints_and_reloads(tmp_path):
     for restored, trained in zip(fresh.ema_generator.weights, result.gan.ema_generator.weights, strict=True):
         np.testing.assert_array_equal(restored.numpy(), trained.numpy())
 
-    # What the stage saves, with fewer standing-statistics samples than the stage's 32 × 256 (~35 s at 64 px).
+    # What the stage saves, with fewer standing-statistics samples than the stage's 6 × 256 at 64 px.
     product = standing.with_standing_statistics(result.gan.ema_generator, seed=0, batches=2, batch_size=16)
     product.save(tmp_path / "generator.keras")
     images = sampling.sample(sampling.load_generator(tmp_path / "generator.keras"), 2, seed=0)

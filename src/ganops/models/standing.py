@@ -29,8 +29,9 @@ STANDING_BATCH_SIZE = 256
 # the BN layer count: a 64×64 resnet (9 BN layers, base_filters 64) took 323 s at 8,192 latents on this
 # project's 2-core CPU (61 s at the 1,536 it gets now). Beyond 28×28 (the dcgan MNIST figures keep their
 # 8,192) the latent count shrinks in proportion to the pixels, down to 4 batches
-# (1,024 latents): each channel's moments pool latents × height × width values, so the layers at 8×8 and up
-# still pool at least 65,536 values each; the 4×4 layers get 16,384 instead of 131,072.
+# (1,024 latents): a conv layer's channel moments pool latents × height × width values, so those at 8×8 and up
+# still pool at least 65,536 values each and the 4×4 ones 16,384 (instead of 131,072); a BN on a dense layer
+# (dcgan's first) pools the latents alone.
 FULL_SAMPLE_PIXELS = 28 * 28
 MIN_STANDING_BATCHES = 4
 # Calibration latents come from a stream of their own, so they are not the latents later measured with

@@ -39,7 +39,11 @@ def load(cfg: DataConfig, in_background: bool = False) -> LoadedImages:
         loader = SOURCES[cfg.source]
     except KeyError:
         raise GanopsError(f"data.source: {cfg.source!r} is not one of {sorted(SOURCES)}") from None
-    loaded = loader(cfg)
+    try:
+        loaded = loader(cfg)
+    except MemoryError:  # a size the file's bytes allowed (a gzip claim within 1,032×) that memory does not
+        raise GanopsError(f"{cfg.path or cfg.source}: not enough memory to load these images "
+                          f"(data.max_images subsamples only after loading)") from None
     if len(loaded) == 0:
         raise GanopsError(f"{cfg.path or cfg.source}: no images found")
     if not in_background:
