@@ -121,6 +121,26 @@ class Split:
     def __len__(self) -> int:
         return len(self.images)
 
+    # What `shards.ShardedSplit` offers too, so the readers (tf.data, chunks) take either.
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.images.dtype
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.images[rows], None if self.labels is None else self.labels[rows]
+
+    def signed(self, rows: np.ndarray) -> np.ndarray:
+        images = self.images[rows]
+        return shards.to_signed(images) if images.dtype == np.uint8 else images
+
 
 def write_split(path: str | Path, split: Split, shard_bytes: int | None = None) -> None:
     """The split as a folder of uint8 shards at `path`, swapped in whole. Float images ([-1, 1]) are quantised

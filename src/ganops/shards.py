@@ -20,6 +20,7 @@ must compute the same float32 arithmetic) are the only definition of the scale.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,23 +129,39 @@ class ShardedSplit:
         """The first row of each shard within the split, and the split's length last."""
         return np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
 
-    def images(self, shard: int) -> np.ndarray:
-        """Shard `shard`'s uint8 pixels, memory-mapped (read from disk as they are touched)."""
-        pixels = np.load(self.folder / self.image_files[shard], mmap_mode="r")
-        if pixels.dtype != np.uint8 or pixels.shape != (self.counts[shard], *self.shape):
-            raise GanopsError(f"{self.folder / self.image_files[shard]}: {pixels.dtype} {pixels.shape} does not "
-                              f"match the index ({self.counts[shard]} uint8 images of {self.shape})")
-        return pixels
+    dtype = np.dtype(np.uint8)  # of what `gather` returns; `signed` gives float32 in [-1, 1]
 
-    def labels(self, shard: int) -> np.ndarray | None:
+    @functools.cached_property
+    def _mapped(self) -> tuple[np.ndarray, ...]:
+        """Every shard's pixels, memory-mapped once (read from disk as they are touched) and checked."""
+        mapped = []
+        for name, count in zip(self.image_files, self.counts, strict=True):
+            pixels = np.load(self.folder / name, mmap_mode="r")
+            if pixels.dtype != np.uint8 or pixels.shape != (count, *self.shape):
+                raise GanopsError(f"{self.folder / name}: {pixels.dtype} {pixels.shape} does not match the index "
+                                  f"({count} uint8 images of {self.shape}); rerun prepare")
+            mapped.append(pixels)
+        return tuple(mapped)
+
+    def shard_images(self, shard: int) -> np.ndarray:
+        return self._mapped[shard]
+
+    def shard_labels(self, shard: int) -> np.ndarray | None:
         if self.label_files is None:
             return None
         return np.load(self.folder / self.label_files[shard], mmap_mode="r")
 
+    @functools.cached_property
+    def labels(self) -> np.ndarray | None:
+        """Every label of the split (int64, 8 bytes an image: small next to the pixels), or None."""
+        if self.label_files is None:
+            return None
+        return np.concatenate([np.asarray(self.shard_labels(shard)) for shard in range(len(self.counts))])
+
     def chunks(self, max_images: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """The split in order as (uint8 images, labels) pieces of at most `max_images` (copies, not mmaps)."""
         for shard in range(len(self.counts)):
-            pixels, labels = self.images(shard), self.labels(shard)
+            pixels, labels = self.shard_images(shard), self.shard_labels(shard)
             for start in range(0, self.counts[shard], max_images):
                 yield (np.array(pixels[start:start + max_images]),
                        None if labels is None else np.array(labels[start:start + max_images]))
@@ -157,15 +174,16 @@ class ShardedSplit:
         starts = self.starts
         shard_of = np.searchsorted(starts, rows, side="right") - 1
         images = np.empty((len(rows), *self.shape), np.uint8)
-        labels = np.empty(len(rows), np.int64) if self.labelled else None
         for shard in np.unique(shard_of):
             where = np.flatnonzero(shard_of == shard)
             local = rows[where] - starts[shard]
             order = np.argsort(local, kind="stable")  # ascending reads within the mmap
-            images[where[order]] = self.images(int(shard))[local[order]]
-            if labels is not None:
-                labels[where] = self.labels(int(shard))[local]  # type: ignore[index]
-        return images, labels
+            images[where[order]] = self.shard_images(int(shard))[local[order]]
+        return images, None if self.labels is None else self.labels[rows]
+
+    def signed(self, rows: np.ndarray) -> np.ndarray:
+        """The images at `rows` as float32 in [-1, 1]."""
+        return to_signed(self.gather(rows)[0])
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Every image (uint8) and label of the split, in order."""

@@ -52,7 +52,7 @@ def test_shards_split_by_bytes_and_read_in_chunks_and_rows(tmp_path):
     assert split.counts == (5, 5, 5, 5, 3) and len(split) == 23 and split.shape == (4, 4, 3)
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(
         ["index.json", *(f"{kind}-{n:05d}.npy" for kind in ("images", "labels") for n in range(5))])
-    assert split.images(0).dtype == np.uint8 and isinstance(split.images(0), np.memmap)
+    assert split.shard_images(0).dtype == np.uint8 and isinstance(split.shard_images(0), np.memmap)
     chunks = list(split.chunks(3))
     assert [len(images) for images, _ in chunks] == [3, 2] * 4 + [3]  # never across a shard
     np.testing.assert_array_equal(np.concatenate([images for images, _ in chunks]), pixels)
