@@ -3,7 +3,8 @@
 Both train the same layer stack (`networks.build_pair`, at 28×28×1 with 64 base filters exactly the
 tutorial's) on the same images with the same batch size:
 - **trainer**: what the train stage runs — `train.build_gan` (device plan, optimizers, EMA, loss trackers),
-  `train.make_dataset` and `GAN.train_steps`, many steps per graph call;
+  `streams.training_batches` (uint8 pixels scaled in the pipeline, as from the shards) and `GAN.train_steps`,
+  many steps per graph call;
 - **plain loop**: the tutorial's `@tf.function` step with two `GradientTape`s and
   `BinaryCrossentropy(from_logits=True)`, called once per batch from a Python loop over a
   `shuffle().batch()` dataset.
@@ -61,11 +62,13 @@ class Trainer:
     """The train stage's code path, stepped `steps` at a time."""
 
     def __init__(self, cfg, images):
+        from ganops import artifacts, shards, streams
         from ganops.training import train
 
         self.gan = train.build_gan(cfg, images.shape[1:])
         epochs = 10_000  # an endless stream: the benchmark decides how many steps to take
-        self.iterator = iter(train.make_dataset(images, None, cfg.batch_size, cfg.seed, epochs))
+        pixels = artifacts.Split(shards.from_signed(images), None)  # the stored uint8, as the stage reads them
+        self.iterator = iter(streams.training_batches(pixels, cfg.batch_size, cfg.seed, epochs))
 
     def run(self, steps: int) -> None:
         before = int(self.gan.steps_done.numpy())

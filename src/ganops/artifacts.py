@@ -4,8 +4,10 @@ Every write is atomic: it goes to a temporary sibling and is renamed into place,
 leaves its previous output or nothing, never half a file.
 
 Formats:
-- prepared split (`train.npz`, `validation.npz`, `test.npz`): `images` float32 NHWC scaled to [-1, 1];
-  `labels` int64 (absent for unlabelled data).
+- prepared split (folders `train/`, `validation/`, `test/`): uint8 NHWC pixels in `.npy` shards of at most
+  `shards.SHARD_BYTES` each, int64 labels beside them (absent for unlabelled data), an `index.json` (the layout,
+  the choice of `.npy` and the pixel scale are in `ganops.shards`). `read_split` gives a whole split as float32
+  in [-1, 1]; `PreparedData.open_split` reads it in bounded pieces (chunks, rows, shards for tf.data).
 - dataset info (`dataset.json`): shape, class count, split sizes and the content hash of the data.
 - summary table (`summary.parquet`): one row per image, the columns in `SUMMARY_COLUMNS`.
 - JSON documents: `write_json` / `read_json`; the typed ones (the training run, the registered version, the
@@ -22,7 +24,6 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
+from ganops import shards
 from ganops.errors import GanopsError
 
 if TYPE_CHECKING:
@@ -119,29 +121,40 @@ class Split:
     def __len__(self) -> int:
         return len(self.images)
 
+    # What `shards.ShardedSplit` offers too, so the readers (tf.data, chunks) take either.
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
 
-def write_split(path: str | Path, split: Split) -> None:
-    arrays = {"images": split.images.astype(np.float32, copy=False)}
-    if split.labels is not None:
-        arrays["labels"] = split.labels.astype(np.int64, copy=False)
-    # The layout np.savez writes (stored members "images.npy", "labels.npy"), without its copy of every
-    # 16 MB block: each array's buffer goes to the zip member as it is.
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            contiguous = np.ascontiguousarray(array)
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(contiguous))
-                member.write(contiguous.reshape(-1).data.cast("B"))
+    @property
+    def dtype(self) -> np.dtype:
+        return self.images.dtype
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.images[rows], None if self.labels is None else self.labels[rows]
+
+    def signed(self, rows: np.ndarray) -> np.ndarray:
+        images = self.images[rows]
+        return shards.to_signed(images) if images.dtype == np.uint8 else images
+
+
+def write_split(path: str | Path, split: Split, shard_bytes: int | None = None) -> None:
+    """The split as a folder of uint8 shards at `path`, swapped in whole. Float images ([-1, 1]) are quantised
+    to the uint8 scale (`shards.from_signed`); uint8 images are written as they are."""
+    pixels = split.images if split.images.dtype == np.uint8 else shards.from_signed(split.images)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        shards.write(tmp, pixels, split.labels, shard_bytes)
 
 
 def read_split(path: str | Path) -> Split:
-    path = Path(path)
-    try:
-        with np.load(path) as archive:
-            labels = archive["labels"] if "labels" in archive.files else None
-            return Split(images=archive["images"], labels=labels)
-    except FileNotFoundError:
-        raise GanopsError(f"{path}: file not found (run the prepare stage first)") from None
+    """A whole split in memory as float32 [-1, 1]: for the small consumers that need all of it at once."""
+    pixels, labels = shards.ShardedSplit.open(path).read_all()
+    return Split(images=shards.to_signed(pixels), labels=labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +167,7 @@ class DatasetInfo:
     train_count: int
     validation_count: int
     test_count: int
-    data_hash: str  # sha1 over every split's pixels and labels
+    data_hash: str  # sha1 over every split's uint8 pixels and labels: the same pixels from any source, the same hash
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -217,11 +230,11 @@ SPLITS = ("train", "validation", "test")  # what the GAN learns from; what tunin
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
-    """The prepare stage's folder (`data/prepared`): one `.npz` per split, the per-image summary table, the
-    dataset info and the provenance of the images (source, path, class names, skipped files)."""
+    """The prepare stage's folder (`data/prepared`): a folder of shards per split, the per-image summary table,
+    the dataset info and the provenance of the images (source, path, class names, skipped files)."""
 
     root: Path
-    SPLIT_FILES: ClassVar[dict[str, str]] = {split: f"{split}.npz" for split in SPLITS}
+    SPLIT_FILES: ClassVar[dict[str, str]] = {split: split for split in SPLITS}  # folders (see `shards`)
     SUMMARY_FILE: ClassVar[str] = "summary.parquet"
     INFO_FILE: ClassVar[str] = "dataset.json"
     SOURCE_FILE: ClassVar[str] = "source.json"
@@ -246,6 +259,10 @@ class PreparedData:
 
     def read_split(self, split: str) -> Split:
         return read_split(self.split_path(split))
+
+    def open_split(self, split: str) -> shards.ShardedSplit:
+        """The split's shards, read on demand: `chunks`, `gather(rows)`, the shard files for tf.data."""
+        return shards.ShardedSplit.open(self.split_path(split))
 
     def read_splits(self) -> dict[str, Split]:
         return {split: self.read_split(split) for split in SPLITS}

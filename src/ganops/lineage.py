@@ -189,10 +189,11 @@ def validation_tags(path: Path | None) -> dict[str, str]:
 
 def dataset(prepared_dir: Path, info: artifacts.DatasetInfo, split: str) -> MetaDataset:
     """A prepared split as an MLflow dataset: named after the source and split, digest the data hash, source
-    the file in the user's repository (not DVC's temp copy of it)."""
+    the split's folder in the user's repository (not DVC's temp copy of it)."""
     path = artifacts.PreparedData(prepared_dir).split_path(split)
     source = path if path.is_absolute() else tracking.project_root() / path
-    specs: list[ColSpec | TensorSpec] = [TensorSpec(np.dtype(np.float32), (-1, *info.image_shape), "images")]
+    # The stored pixels (uint8 shards, see `ganops.shards`), which consumers read as float32 in [-1, 1].
+    specs: list[ColSpec | TensorSpec] = [TensorSpec(np.dtype(np.uint8), (-1, *info.image_shape), "images")]
     if info.labelled:
         specs.append(TensorSpec(np.dtype(np.int64), (-1,), "labels"))
     # MetaDataset leaves Dataset's abstract `profile` unimplemented; Dataset is no ABC, so it instantiates.

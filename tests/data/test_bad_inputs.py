@@ -194,11 +194,11 @@ def test_bad_input_exits_1_and_writes_nothing(tmp_path, make_case):
 def test_failed_run_leaves_the_previous_output_untouched(prepared_digits, tmp_path):
     out = tmp_path / "stage" / "prepared"
     shutil.copytree(prepared_digits, out)  # a previous successful run's output
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     data, _ = truncated_image(tmp_path)
     result = run_prepare(write_params(tmp_path / "params.yaml", data=data), out)
     assert result.returncode == 1
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in (tmp_path / "stage").iterdir()] == ["prepared"]  # no temporary sibling left
 
 

@@ -4,7 +4,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from ganops import artifacts
+from ganops import artifacts, shards
 from ganops.config import DataConfig
 from ganops.data import prepare
 from ganops.errors import GanopsError
@@ -15,7 +15,7 @@ def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
     splits = {name: artifacts.read_split(prepared_digits / artifacts.PreparedData.SPLIT_FILES[name]) for name in artifacts.SPLITS}
     summary = artifacts.read_summary(prepared_digits / artifacts.PreparedData.SUMMARY_FILE)
 
-    assert artifacts.PreparedData.SPLIT_FILES == {"train": "train.npz", "validation": "validation.npz", "test": "test.npz"}
+    assert artifacts.PreparedData.SPLIT_FILES == {"train": "train", "validation": "validation", "test": "test"}
     # validation ceil(0.15 × 300) = 45, test ceil(0.2 × 300) = 60, train the rest
     assert (info.train_count, info.validation_count, info.test_count) == (195, 45, 60)
     assert {name: len(split) for name, split in splits.items()} == {"train": 195, "validation": 45, "test": 60}
@@ -33,7 +33,8 @@ def test_digits_prepare_writes_scaled_disjoint_splits(prepared_digits):
     for name, split in splits.items():  # the summary describes each split file row by row
         rows = summary[summary.split == name]
         assert rows["index"].tolist() == list(range(len(split)))
-        assert rows["hash"].tolist() == prepare.image_hashes(split.images)
+        pixels, _ = artifacts.PreparedData(prepared_digits).open_split(name).read_all()
+        assert pixels.dtype == np.uint8 and rows["hash"].tolist() == prepare.image_hashes(pixels)
         assert rows["label"].tolist() == split.labels.tolist()
 
 
@@ -157,22 +158,47 @@ def test_statistics_and_hashes_match_numpy_per_image():
     images[7] = 0.25  # constant: std exactly 0
     images[9, 0, 0, 0], images[9, 1, 1, 0], images[11, 2, 2, 0] = np.nan, np.inf, -np.inf
     rows = np.arange(1, 2500, 2)  # images 7, 9, 11 are rows 3, 4, 5
-    scaled, statistics, hashes = prepare.scale_and_summarise(images, rows)
-    expected = images[rows] * np.float32(2) - np.float32(1)
-    np.testing.assert_array_equal(scaled, expected)
-    flat = expected.reshape(len(rows), -1)
-    finite = np.isfinite(flat).all(axis=1)
-    assert finite.sum() == len(rows) - 2
-    np.testing.assert_allclose(statistics["mean"][finite], flat[finite].mean(axis=1), atol=1e-6)
-    np.testing.assert_allclose(statistics["std"][finite], flat[finite].std(axis=1), atol=1e-6)
-    np.testing.assert_array_equal(statistics["min"][finite], flat[finite].min(axis=1))
-    np.testing.assert_array_equal(statistics["max"][finite], flat[finite].max(axis=1))
+    quantized, statistics, hashes = prepare.quantize_and_summarise(images, rows)
+    finite = np.ones(len(rows), bool)
+    finite[[4, 5]] = False
+    assert quantized.dtype == np.uint8
+    np.testing.assert_array_equal(quantized[finite], np.rint(images[rows][finite] * 255).astype(np.uint8))
+    flat = shards.to_signed(quantized).reshape(len(rows), -1)  # statistics of the pixels consumers read
+    np.testing.assert_allclose(statistics["mean"], flat.mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(statistics["std"], flat.std(axis=1), atol=1e-6)
+    np.testing.assert_array_equal(statistics["min"], flat.min(axis=1))
+    np.testing.assert_array_equal(statistics["max"], flat.max(axis=1))
     assert statistics["std"][3] == 0.0
     assert statistics["nonfinite"][[4, 5]].tolist() == [2, 1] and statistics["nonfinite"].sum() == 3
-    assert hashes == prepare.image_hashes(expected)
+    assert hashes == prepare.image_hashes(quantized)
 
     uint8 = (rng.random((300, 5, 5, 1)) * 255).astype(np.uint8)
-    as_uint8, _, uint8_hashes = prepare.scale_and_summarise(uint8, np.arange(300))
-    as_float, _, float_hashes = prepare.scale_and_summarise(uint8 / np.float32(255), np.arange(300))
+    as_uint8, _, uint8_hashes = prepare.quantize_and_summarise(uint8, np.arange(300))
+    as_float, _, float_hashes = prepare.quantize_and_summarise(uint8 / np.float32(255), np.arange(300))
     np.testing.assert_array_equal(as_uint8, as_float)  # the same bytes whichever kind a source returns
+    np.testing.assert_array_equal(as_uint8, uint8)
     assert uint8_hashes == float_hashes
+
+
+def test_interrupted_prepare_leaves_the_previous_output_and_no_partial_shard(tmp_path, monkeypatch):
+    out = tmp_path / "prepared"
+    monkeypatch.setattr(shards, "SHARD_BYTES", 64 * 40)  # 40 digits a shard: several shards per split
+    before = prepare.run(DataConfig(max_images=300, seed=1), out)
+    listing = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert len(artifacts.PreparedData(out).open_split("train").counts) == 5  # 195 train images
+
+    real_save, saved = np.save, []
+
+    def save_then_fail(file, array, *args, **kwargs):
+        if len(saved) == 3:  # the second images shard of the first split: a kill mid-write
+            raise KeyboardInterrupt
+        saved.append(file)
+        real_save(file, array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        prepare.run(DataConfig(max_images=300, seed=2), out)
+    assert saved  # it was interrupted while writing shards, not before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]  # no temporary folder left visible
+    assert {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()} == listing
+    assert artifacts.read_dataset_info(artifacts.PreparedData(out).info_path) == before

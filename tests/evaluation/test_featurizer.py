@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganops import artifacts
+from ganops import artifacts, shards
 from ganops.config import FeaturizeConfig, parse_params
 from ganops.errors import GanopsError
 from ganops.features import featurizer
@@ -49,6 +49,25 @@ def test_training_is_repeatable_with_its_seed():
     first, _ = featurizer.train(ONE_EPOCH, split, split, num_classes=2)
     second, _ = featurizer.train(ONE_EPOCH, split, split, num_classes=2)
     assert first.hash == second.hash
+
+
+def test_training_and_features_from_shards_match_the_in_memory_split(tmp_path, monkeypatch):
+    """The stage reads shards batch by batch and chunk by chunk; on the same pixels that is the in-memory
+    result exactly: the same weights, the same features."""
+    pixels = np.random.default_rng(5).integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    artifacts.write_split(tmp_path / "train", artifacts.Split(pixels, np.arange(40) % 2), shard_bytes=64 * 15)
+    sharded = shards.ShardedSplit.open(tmp_path / "train")
+    in_memory = artifacts.read_split(tmp_path / "train")
+    assert len(sharded.counts) == 3
+    from_shards, _ = featurizer.train(ONE_EPOCH, sharded, sharded, num_classes=2)
+    from_memory, _ = featurizer.train(ONE_EPOCH, in_memory, in_memory, num_classes=2)
+    assert from_shards.hash == from_memory.hash
+    monkeypatch.setattr(featurizer, "PREDICT_BATCH", 16)
+    monkeypatch.setattr(featurizer, "CHUNK_BYTES", 4 * 64 * 16)  # one batch of 16 a chunk: 3 chunks, across shards
+    read, signed = [], shards.ShardedSplit.signed
+    monkeypatch.setattr(shards.ShardedSplit, "signed", lambda self, rows: read.append(len(rows)) or signed(self, rows))
+    np.testing.assert_array_equal(from_shards.split_features(sharded), from_shards.features(in_memory.images))
+    assert read == [16, 16, 8]
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def test_sigkilled_stage_resumes_from_its_last_checkpoint(repo_root, prepared_di
 
 @pytest.fixture(scope="module")
 def split(prepared_digits):
-    return artifacts.read_split(prepared_digits / artifacts.PreparedData.SPLIT_FILES["train"])
+    return artifacts.PreparedData(prepared_digits).open_split("train")  # the stage's path: read from the shards
 
 
 SHORT = shrunk_params(train={**DCGAN, "epochs": 3, "checkpoint_every_steps": 5,
@@ -117,7 +117,7 @@ def test_checkpoint_of_another_config_or_data_is_not_resumed(split, tmp_path):
 
     def resume(changed_cfg, data_hash="a" * 40, total_steps=total):
         said = []
-        gan = train_lib.build_gan(changed_cfg, split.images.shape[1:])
+        gan = train_lib.build_gan(changed_cfg, split.shape)
         found = train_lib.resume_point(tmp_path, gan, checkpoint.fingerprint(changed_cfg, data_hash),
                                        total_steps, said.append)
         assert len(said) == 1

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganops import artifacts
+from ganops import artifacts, shards
 from ganops.errors import GanopsError
 
 
@@ -29,12 +29,46 @@ def test_atomic_folder_swap(tmp_path):
 
 
 def test_split_round_trip_with_and_without_labels(tmp_path):
-    images = np.random.default_rng(0).uniform(-1, 1, (5, 4, 4, 1)).astype(np.float32)
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 1), dtype=np.uint8)
+    images = shards.to_signed(pixels)  # values on the uint8 grid come back exactly
     for labels in (np.arange(5), None):
-        artifacts.write_split(tmp_path / "s.npz", artifacts.Split(images, labels))
-        back = artifacts.read_split(tmp_path / "s.npz")
+        artifacts.write_split(tmp_path / "s", artifacts.Split(images, labels))
+        back = artifacts.read_split(tmp_path / "s")
         np.testing.assert_array_equal(back.images, images)
+        assert back.images.dtype == np.float32
         assert (back.labels is None) == (labels is None)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # swapped in whole, no temporary left
+    off_grid = np.random.default_rng(1).uniform(-1, 1, (5, 4, 4, 1)).astype(np.float32)
+    artifacts.write_split(tmp_path / "s", artifacts.Split(off_grid, None))
+    assert np.abs(artifacts.read_split(tmp_path / "s").images - off_grid).max() <= 1 / 255 + 1e-6  # half a step
+
+
+def test_shards_split_by_bytes_and_read_in_chunks_and_rows(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (23, 4, 4, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 23)
+    artifacts.write_split(tmp_path / "s", artifacts.Split(pixels, labels), shard_bytes=5 * 48 + 47)  # 5 per shard
+    split = shards.ShardedSplit.open(tmp_path / "s")
+    assert split.counts == (5, 5, 5, 5, 3) and len(split) == 23 and split.shape == (4, 4, 3)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(
+        ["index.json", *(f"{kind}-{n:05d}.npy" for kind in ("images", "labels") for n in range(5))])
+    assert split.shard_images(0).dtype == np.uint8 and isinstance(split.shard_images(0), np.memmap)
+    chunks = list(split.chunks(3))
+    assert [len(images) for images, _ in chunks] == [3, 2] * 4 + [3]  # never across a shard
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in chunks]), pixels)
+    np.testing.assert_array_equal(np.concatenate([chunk_labels for _, chunk_labels in chunks]), labels)
+    rows = np.array([22, 0, 7, 7, 13, 4])
+    images, row_labels = split.gather(rows)
+    np.testing.assert_array_equal(images, pixels[rows])
+    np.testing.assert_array_equal(row_labels, labels[rows])
+    assert shards.shard_capacity((64, 64, 3)) == 5461  # 64 MiB of 64×64×3 images
+
+
+def test_quantisation_is_defined_once_and_inverts():
+    pixels = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(shards.from_signed(shards.to_signed(pixels)), pixels)
+    np.testing.assert_array_equal(shards.quantize(pixels / np.float32(255)), pixels)
+    assert shards.to_signed(np.array([0, 255], np.uint8)).tolist() == [-1.0, 1.0]
 
 
 def test_dataset_info_round_trip_and_stale_two_split_info(tmp_path):
@@ -54,8 +88,11 @@ def test_dataset_info_round_trip_and_stale_two_split_info(tmp_path):
 
 
 def test_missing_inputs_name_the_file(tmp_path):
-    with pytest.raises(GanopsError, match="nothing.npz: file not found"):
-        artifacts.read_split(tmp_path / "nothing.npz")
+    with pytest.raises(GanopsError, match="nothing: prepared split not found .run the prepare stage"):
+        artifacts.read_split(tmp_path / "nothing")
+    (tmp_path / "old.npz").write_bytes(b"")
+    with pytest.raises(GanopsError, match="old: prepared split not found .old.npz is the old float32 format"):
+        artifacts.read_split(tmp_path / "old")
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(GanopsError, match="bad.json: not valid JSON"):
         artifacts.read_json(tmp_path / "bad.json")

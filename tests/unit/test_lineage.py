@@ -73,4 +73,4 @@ def test_stages_of_one_execution_share_a_record_and_another_execution_gets_its_o
     test_input = inputs_by_context["test"]
     assert test_input.dataset.name == "digits-test" and test_input.dataset.digest == "d" * lineage.DIGEST_LENGTH
     assert {tag.key: tag.value for tag in test_input.tags}["ganops.validation.success"] == "true"
-    assert json.loads(test_input.dataset.source) == {"uri": str(prepared / "test.npz")}
+    assert json.loads(test_input.dataset.source) == {"uri": str(prepared / "test")}

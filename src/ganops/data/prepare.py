@@ -1,5 +1,5 @@
-"""Prepare: load a source, subsample, split train/validation/test (seeded, stratified when labelled), scale to
-[-1, 1], and summarise every image in a table that the validate stage checks."""
+"""Prepare: load a source, subsample, split train/validation/test (seeded, stratified when labelled), quantise to
+uint8 shards (`artifacts.write_split`), and summarise every image in a table that the validate stage checks."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganops import artifacts
+from ganops import artifacts, shards
 from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.errors import GanopsError
 
-_CHUNK_IMAGES = 1024  # images per task: a chunk's float32 pixels stay in cache while scaled, summarised, hashed
+_CHUNK_IMAGES = 1024  # images per task: a chunk's pixels stay in cache while quantised, summarised, hashed
 
 
 def image_hashes(images: np.ndarray) -> list[str]:
@@ -29,49 +29,49 @@ def image_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha1(row.data).hexdigest() for row in flat]  # rows are contiguous buffers: no copies
 
 
-def scale_signed(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
-    """`images[rows]` (uint8 0–255 or float32 [0, 1]) scaled to [-1, 1] into float32 `out`.
+def quantize_rows(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`images[rows]` (uint8 0–255 or float32 [0, 1]) as uint8 into `out`; returns each row's count of
+    non-finite input pixels (stored as whatever the cast makes of them: validate rejects such images).
 
-    uint8 pixels go through `sources.unit_from_integers`' float32 division first, so an image read as
-    uint8 and the same image read as floats prepare to identical bytes, hence identical hashes.
-    """
+    uint8 pixels are copied as they are and float ones rounded to the same scale (`shards.quantize`), so an
+    image read as uint8 and the same image read as floats prepare to identical bytes, hence identical hashes."""
     if images.dtype == np.uint8:
-        np.divide(images[rows], np.float32(255), out=out, dtype=np.float32)
-    else:
         np.take(images, rows, axis=0, out=out)
-    out *= np.float32(2.0)
-    out -= np.float32(1.0)
+        return np.zeros(len(rows), np.int64)
+    chunk = images[rows]
+    nonfinite = np.count_nonzero(~np.isfinite(chunk.reshape(len(rows), -1)), axis=1).astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        out[...] = shards.quantize(chunk)
+    return nonfinite
 
 
-def _scale_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _quantize_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     if len(rows):
         wait_for(int(rows.max()) + 1)
-    scale_signed(images, rows, out)
-    flat = out.reshape(len(out), -1)
-    with np.errstate(invalid="ignore"):
-        mean = flat.mean(axis=1, dtype=np.float64)  # NaN or inf exactly where a row holds one
-        centred = flat - mean.astype(np.float32)[:, None]
-        std = np.sqrt(np.einsum("ij,ij->i", centred, centred) / np.float32(flat.shape[1]))
-    nonfinite = np.zeros(len(flat), dtype=np.int64)
-    for row in np.flatnonzero(~np.isfinite(mean)):
-        nonfinite[row] = np.count_nonzero(~np.isfinite(flat[row]))
-    return flat.min(axis=1), flat.max(axis=1), mean, std, nonfinite, image_hashes(flat)
+    nonfinite = quantize_rows(images, rows, out)
+    flat = shards.to_signed(out).reshape(len(out), -1)  # the statistics of what every consumer reads
+    mean = flat.mean(axis=1, dtype=np.float64)
+    centred = flat - mean.astype(np.float32)[:, None]
+    std = np.sqrt(np.einsum("ij,ij->i", centred, centred) / np.float32(flat.shape[1]))
+    return flat.min(axis=1), flat.max(axis=1), mean, std, nonfinite, image_hashes(out)
 
 
-def scale_and_summarise(images: np.ndarray, rows: np.ndarray, wait_for: Callable[[int], None] = sources.all_loaded
-                        ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
-    """`images[rows]` scaled to [-1, 1] (float32), each image's pixel statistics and its content hash.
+def quantize_and_summarise(images: np.ndarray, rows: np.ndarray,
+                           wait_for: Callable[[int], None] = sources.all_loaded
+                           ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """`images[rows]` as uint8 (the prepared pixels), each image's statistics on the [-1, 1] scale and the
+    sha1 of its uint8 bytes.
 
     One pass over the data in chunks of `_CHUNK_IMAGES`, in order, on every core (numpy and sha1 of
     buffers over 2 KB release the GIL); each chunk first waits for its images (`LoadedImages.wait_for`),
-    so the work overlaps a source still reading. Only the result array is allocated at full size.
+    so the work overlaps a source still reading. Only the uint8 result is allocated at full size.
     """
-    scaled = np.empty((len(rows), *images.shape[1:]), dtype=np.float32)
+    quantized = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
     starts = range(0, len(rows), _CHUNK_IMAGES)
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(
-            lambda s: _scale_chunk(images, rows[s:s + _CHUNK_IMAGES], scaled[s:s + _CHUNK_IMAGES], wait_for), starts))
+        parts = list(pool.map(lambda s: _quantize_chunk(
+            images, rows[s:s + _CHUNK_IMAGES], quantized[s:s + _CHUNK_IMAGES], wait_for), starts))
     columns: list[np.ndarray] = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0)
                                  for i in range(5)]
     statistics: dict[str, np.ndarray] = {
@@ -81,7 +81,7 @@ def scale_and_summarise(images: np.ndarray, rows: np.ndarray, wait_for: Callable
         "std": columns[3].astype(np.float32),
         "nonfinite": columns[4].astype(np.int64),
     }
-    return scaled, statistics, [digest for part in parts for digest in part[5]]
+    return quantized, statistics, [digest for part in parts for digest in part[5]]
 
 
 def summary_table(split: str, labels: np.ndarray | None, source_names: list[str], orig_shapes: np.ndarray,
@@ -195,7 +195,8 @@ def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
 
 
 def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None) -> artifacts.DatasetInfo:
-    """Load, split, scale and summarise; write everything into `out_dir` in one atomic swap. `raw_dir`: the
+    """Load, split, quantise and summarise; write everything into `out_dir` in one atomic swap (an interrupted
+    run leaves the previous folder, never a half-written shard). `raw_dir`: the
     folder of the user's DVC-tracked images, to note inputs that lie outside it."""
     note = untracked_input(cfg, Path(raw_dir)) if raw_dir is not None else None
     if note:
@@ -220,13 +221,13 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None)
         "skipped": [{"file": f, "problem": p} for f, p in loaded.skipped],
     }
     tables, labels_of, hashes, writes = [], {}, {}, []
-    # One writer thread: a split's file is written (its CRC and the copy into the page cache release the
-    # GIL) while the next split is scaled and the summary table is built.
+    # One writer thread: a split's shards are written (the copy into the page cache releases the GIL) while
+    # the next split is quantised and the summary table is built.
     with artifacts.atomic_path(out_dir) as tmp, ThreadPoolExecutor(max_workers=1) as writer:
         tmp.mkdir()
         for name, positions in split_positions.items():
             rows = keep[positions]
-            images, statistics, hashes[name] = scale_and_summarise(loaded.images, rows, loaded.wait_for)
+            images, statistics, hashes[name] = quantize_and_summarise(loaded.images, rows, loaded.wait_for)
             loaded.wait_for(count)  # the whole input read and its end checked before anything is written
             labels_of[name] = loaded.labels[rows] if loaded.labels is not None else None
             writes.append(writer.submit(artifacts.write_split, artifacts.PreparedData(tmp).split_path(name),

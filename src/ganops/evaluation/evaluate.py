@@ -19,7 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ganops import artifacts, imaging, lineage, metric_specs
+from ganops import artifacts, imaging, lineage, metric_specs, streams
 from ganops.config import EvaluateConfig
 from ganops.evaluation import baselines, report
 from ganops.features import featurizer as featurizer_lib
@@ -58,24 +58,26 @@ def _with_interval(results: dict, name: str, estimate: float, replicates: np.nda
                                                               confidence)
 
 
-def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.Split,
-            test_split: artifacts.Split, validation_split: artifacts.Split,
+def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Rows,
+            test_split: streams.Rows, validation_split: streams.Rows,
             featurizer: featurizer_lib.Featurizer, generated_labels: np.ndarray | None = None) -> Evaluation:
     """Every metric for `generated` (with its conditioning labels, for a conditional generator), for the real
-    floor and for the baselines, each against one reference sample of the test split."""
+    floor and for the baselines, each against one reference sample of the test split. The splits are read
+    by rows (sampled sets) and in chunks (the train split's features); only the pixel Gaussian reads all of the
+    train split at once."""
     count = min(len(generated), len(train_split), len(test_split))
     reference_index, real_index = metrics.reference_indices(count, len(test_split), len(train_split), cfg.seed)
     generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
-    measured = _measure_sets(cfg, featurizer, generated, train_split.images, real_index)
-    reference = _MeasuredSet(*featurizer.features_and_probabilities(test_split.images[reference_index]))
-    train_features = featurizer.features(train_split.images)
+    measured = _measure_sets(cfg, featurizer, generated, train_split, real_index)
+    reference = _MeasuredSet(*featurizer.features_and_probabilities(test_split.signed(reference_index)))
+    train_features = featurizer.split_features(train_split)
     draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     sections, paired = _distance_sections(cfg, measured, reference.features, draws)
     validation_count = _add_copying(cfg, sections, measured[metric_specs.MODEL].features, validation_split,
                                     featurizer, train_features, reference.features, draws)
-    neighbours = _nearest_train_images(generated, measured[metric_specs.MODEL].features, train_split.images,
+    neighbours = _nearest_train_images(generated, measured[metric_specs.MODEL].features, train_split,
                                        train_features)
 
     results = {**sections.pop(metric_specs.MODEL), **sections,
@@ -100,11 +102,13 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: artifacts.S
 
 
 def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, generated: np.ndarray,
-                  train_images: np.ndarray, real_index: np.ndarray) -> dict[str, _MeasuredSet]:
+                  train_split: streams.Rows, real_index: np.ndarray) -> dict[str, _MeasuredSet]:
     """Each set of `metric_specs.SETS` (n images each) in the feature space: the model's samples, the real
     floor (a train sample) and the baselines built from the train split."""
     baseline_rng = np.random.default_rng([cfg.seed, len(generated)])
-    real_images = train_images[real_index]
+    real_images = train_split.signed(real_index)
+    # The pixel Gaussian's sampler multiplies by every centred training image: the one whole-split read here.
+    train_images = train_split.signed(np.arange(len(train_split)))
     images = {metric_specs.MODEL: generated, metric_specs.REAL: real_images,
               "pixel_gaussian": baselines.pixel_gaussian(train_images, len(generated), baseline_rng, clip=True),
               "noisy_train": baselines.noisy(real_images, baseline_rng)}
@@ -153,7 +157,7 @@ def _distance_sections(cfg: EvaluateConfig, measured: dict[str, _MeasuredSet], r
 
 
 def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features: np.ndarray,
-                 validation_split: artifacts.Split, featurizer: featurizer_lib.Featurizer,
+                 validation_split: streams.Rows, featurizer: featurizer_lib.Featurizer,
                  train_features: np.ndarray, reference_features: np.ndarray, draws: metrics.BootstrapDraws) -> int:
     """Copying: generated samples against the whole train split and the reference; the floor is new real
     images (a validation sample) measured the same way. Returns the floor's sample count."""
@@ -161,7 +165,7 @@ def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features:
     validation_count = min(count, len(validation_split))
     validation_index = np.random.default_rng([cfg.seed, validation_count]).choice(
         len(validation_split), validation_count, replace=False)
-    validation_features = featurizer.features(validation_split.images[validation_index])
+    validation_features = featurizer.features(validation_split.signed(validation_index))
     for name, features, rows in (
             (metric_specs.MODEL, model_features, draws.sample),
             (metric_specs.REAL, validation_features,
@@ -172,12 +176,12 @@ def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features:
     return validation_count
 
 
-def _nearest_train_images(generated: np.ndarray, generated_features: np.ndarray, train_images: np.ndarray,
+def _nearest_train_images(generated: np.ndarray, generated_features: np.ndarray, train_split: streams.Rows,
                           train_features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The generated samples closest to the training set, each with its nearest training image and distance."""
     generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
-    return generated[closest], train_images[nearest_train[closest]], generated_to_train[closest]
+    return generated[closest], train_split.signed(nearest_train[closest]), generated_to_train[closest]
 
 
 def _merge_class_results(results: dict, class_results: dict) -> None:
@@ -270,7 +274,8 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
     compares with it."""
     prepared_dir, model_dir = Path(prepared_dir), Path(model_dir)
     prepared, model_folder = artifacts.PreparedData(prepared_dir), artifacts.ModelFolder(model_dir)
-    info, splits = prepared.read_info(), prepared.read_splits()
+    info = prepared.read_info()
+    splits = {name: prepared.open_split(name) for name in artifacts.SPLITS}  # read by rows and chunks
     generator = sampling.load_generator(model_folder.generator_path)
     featurizer = featurizer_lib.load(featurizer_path)
     count = min(cfg.num_samples, len(splits["train"]), len(splits["test"]))

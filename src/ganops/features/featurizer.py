@@ -40,13 +40,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ganops import artifacts
+from ganops import artifacts, streams
 from ganops.config import FeaturizeConfig
 from ganops.errors import GanopsError
 
 MODEL_FILE = "featurizer.keras"
 FEATURE_LAYER = "features"
 PREDICT_BATCH = 1024
+# Pixels read at a time when featurising a whole split (`split_features`): 64 MiB of float32, a whole number
+# of PREDICT_BATCH batches, so the batches and hence the features are those of one call over the whole split.
+CHUNK_BYTES = 64 * 2**20
 
 CLASSIFIER, AUTOENCODER, INCEPTION = "classifier", "autoencoder", "inception"  # the saved model's name
 
@@ -161,6 +164,14 @@ class Featurizer:
     def features(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.extractor.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float32)
 
+    def split_features(self, split: streams.Rows) -> np.ndarray:
+        """Features of every image of `split` in order, its pixels read a bounded chunk at a time."""
+        pixels_per_image = int(np.prod(split.shape))
+        chunk = max(1, CHUNK_BYTES // (4 * pixels_per_image * PREDICT_BATCH)) * PREDICT_BATCH
+        parts = [self.features(split.signed(np.arange(start, min(start + chunk, len(split)))))
+                 for start in range(0, len(split), chunk)]
+        return np.concatenate(parts) if parts else np.empty((0, self.feature_dim), np.float32)
+
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Both from one forward pass; probabilities are None for a featurizer without classes."""
         if self.kind != CLASSIFIER:
@@ -200,16 +211,16 @@ def _augmentation(cfg: FeaturizeConfig) -> keras.Sequential | None:
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def _batches(cfg: FeaturizeConfig, images: np.ndarray, labels: np.ndarray | None) -> tf.data.Dataset:
-    """Shuffled, augmented training batches: (image, label), or (image, the same image) for an autoencoder."""
+def _batches(cfg: FeaturizeConfig, split: streams.Rows, labelled: bool) -> tf.data.Dataset:
+    """Shuffled (a new seeded order each epoch), augmented training batches read from the split's shards:
+    (image, label), or (image, the same image) for an autoencoder."""
     augmentation = _augmentation(cfg)
 
     def augmented(batch: tf.Tensor) -> tf.Tensor:
         return batch if augmentation is None else augmentation(batch, training=True)
 
-    data = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
-    data = data.shuffle(len(images), seed=cfg.seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
-    if labels is None:
+    data = streams.shuffled_epoch(split, cfg.batch_size, cfg.seed, labels=labelled)
+    if not labelled:
         # One draw of the augmentation serves as input and target: the autoencoder learns to reconstruct what
         # it is shown, not to undo the shift.
         return data.map(lambda batch: (augmented(batch),) * 2).prefetch(2)
@@ -229,17 +240,18 @@ def _optimizer(cfg: FeaturizeConfig, train_size: int, epochs: int) -> keras.opti
     return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps))
 
 
-def train(cfg: FeaturizeConfig, train_split: artifacts.Split, validation_split: artifacts.Split,
+def train(cfg: FeaturizeConfig, train_split: streams.Rows, validation_split: streams.Rows,
           num_classes: int) -> tuple[Featurizer, dict[str, float]]:
     """Build the configured kind; train a classifier (labelled data with ≥ 2 classes) or else an autoencoder
     on the train split and score it on the validation split: accuracy, or reconstruction mean squared error
     ([-1, 1] pixels). Inception is not trained and has no score."""
     keras.utils.set_random_seed(cfg.seed)
-    image_shape = tuple(train_split.images.shape[1:])
+    height, width, channels = train_split.shape
+    image_shape = (height, width, channels)
     if cfg.kind == INCEPTION:
         assert cfg.inception_weights is not None  # FeaturizeConfig requires it for this kind
         return Featurizer(build_inception(image_shape, cfg.inception_weights)), {}
-    labelled = train_split.labels is not None and num_classes >= 2
+    labelled = train_split.labelled and num_classes >= 2
     epochs = training_epochs(cfg, len(train_split))
     optimizer = _optimizer(cfg, len(train_split), epochs)
     if labelled:
@@ -250,13 +262,12 @@ def train(cfg: FeaturizeConfig, train_split: artifacts.Split, validation_split: 
         model = build_autoencoder(image_shape, cfg.feature_dim)
         model.compile(optimizer=optimizer, loss="mse")
     # shuffle=False: the dataset shuffles itself (with the configured seed).
-    model.fit(_batches(cfg, train_split.images, train_split.labels if labelled else None), epochs=epochs,
-              shuffle=False, verbose=0)
+    model.fit(_batches(cfg, train_split, labelled), epochs=epochs, shuffle=False, verbose=0)
+    validation = streams.in_order(validation_split, PREDICT_BATCH, labels=labelled)
     if labelled:
-        _, accuracy = model.evaluate(validation_split.images, validation_split.labels, batch_size=PREDICT_BATCH,
-                                     verbose=0)
+        _, accuracy = model.evaluate(validation, verbose=0)
         return Featurizer(model), {"validation_accuracy": round(float(accuracy), 5)}
-    error = model.evaluate(validation_split.images, validation_split.images, batch_size=PREDICT_BATCH, verbose=0)
+    error = model.evaluate(validation.map(lambda images: (images, images)), verbose=0)
     return Featurizer(model), {"validation_reconstruction_mse": round(float(error), 6)}
 
 
@@ -267,7 +278,7 @@ def run(cfg: FeaturizeConfig, prepared_dir: str | Path, model_path: str | Path,
     prepared_dir = Path(prepared_dir)
     prepared = artifacts.PreparedData(prepared_dir)
     info = prepared.read_info()
-    train_split, validation_split = prepared.read_split("train"), prepared.read_split("validation")
+    train_split, validation_split = prepared.open_split("train"), prepared.open_split("validation")
     featurizer, score = train(cfg, train_split, validation_split, info.num_classes)
     with artifacts.atomic_path(model_path) as tmp:
         featurizer.network.save(tmp)

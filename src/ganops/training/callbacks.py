@@ -18,7 +18,7 @@ import keras
 import mlflow
 import numpy as np
 
-from ganops import imaging, metric_specs
+from ganops import imaging, metric_specs, streams
 from ganops.features import metrics, quality
 from ganops.models import sampling, standing
 
@@ -175,17 +175,18 @@ class QualityMonitor(keras.callbacks.Callback):
     PREFIX = "monitor."
     NAMES = metric_specs.MONITOR_METRICS  # the evaluate stage's fd and fd_ratio, on the validation split
 
-    def __init__(self, featurizer, train_images: np.ndarray, validation_images: np.ndarray, every: int,
+    def __init__(self, featurizer, train_split: streams.Rows, validation_split: streams.Rows, every: int,
                  epochs: int, num_samples: int, seed: int, num_classes: int = 0):
         super().__init__()
         self.featurizer = featurizer
-        self.count = min(num_samples, len(train_images), len(validation_images))
+        self.count = min(num_samples, len(train_split), len(validation_split))
         if self.count < 2:
             raise ValueError(f"the quality monitor needs at least 2 samples per side, got {self.count}")
-        reference_index, real_index = metrics.reference_indices(self.count, len(validation_images),
-                                                                len(train_images), seed)
-        self.reference_images = validation_images[reference_index]
-        self.real_images = train_images[real_index]
+        reference_index, real_index = metrics.reference_indices(self.count, len(validation_split),
+                                                                len(train_split), seed)
+        # Only the sampled rows are read (float32 [-1, 1]), whichever kind of split it is handed.
+        self.reference_images = validation_split.signed(reference_index)
+        self.real_images = train_split.signed(real_index)
         self.every, self.epochs, self.seed = every, epochs, seed
         self.labels = sampling.balanced_labels(self.count, num_classes) if num_classes else None
         self.values: dict[int, dict[str, float]] = {}

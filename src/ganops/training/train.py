@@ -4,8 +4,9 @@ of steps, save the EMA generator and the loss history, and track everything in o
 The step loop itself (chunk sizing, NaN stop, history, checkpoints) is `loop.Loop`; here are the steps
 around it: the data, the model, the resume point, the callbacks and the MLflow record.
 
-Data order is a pure function of (seed, epoch): each epoch is a stateless shuffle, so a resumed run sees
-exactly the batches the uninterrupted run would have seen.
+Data order is a pure function of (seed, epoch): each epoch is a stateless shuffle (`streams.training_batches`,
+which reads the prepared shards batch by batch), so a resumed run sees exactly the batches the uninterrupted
+run would have seen.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from ganops import artifacts, lineage, tracking
+from ganops import artifacts, lineage, streams, tracking
 from ganops.config import TrainConfig
 from ganops.errors import GanopsError
 from ganops.features import featurizer as featurizer_lib
@@ -45,35 +45,7 @@ class TrainResult:
     plan: devices.DevicePlan
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray | None, batch_size: int, seed: int,
-                 epochs: int, start_step: int = 0) -> tf.data.Dataset:
-    """Batches for steps `start_step`…`epochs × steps_per_epoch − 1`; each epoch a stateless shuffle of
-    (seed, epoch), incomplete last batches dropped."""
-    count = len(images)
-    steps_per_epoch = epoch_steps(count, batch_size)
-    image_tensor = tf.constant(images)
-    label_tensor = None if labels is None else tf.constant(labels.astype(np.int32))
-
-    def epoch_batches(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(count), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[:steps_per_epoch * batch_size], (steps_per_epoch, batch_size)))
-
-    def lookup(indices):
-        if label_tensor is None:
-            return tf.gather(image_tensor, indices)
-        return tf.gather(image_tensor, indices), tf.gather(label_tensor, indices)
-
-    first_epoch = start_step // steps_per_epoch
-    return (tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(epoch_batches)
-            .skip(start_step - first_epoch * steps_per_epoch)
-            .map(lookup, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-def class_count(cfg: TrainConfig, train_split: artifacts.Split, num_classes: int | None) -> int:
+def class_count(cfg: TrainConfig, train_split: streams.Rows, num_classes: int | None) -> int:
     if not cfg.conditional:
         return 0
     if train_split.labels is None:
@@ -138,28 +110,31 @@ def epoch_steps(image_count: int, batch_size: int) -> int:
     return image_count // batch_size
 
 
-def batch_iterator(cfg: TrainConfig, train_split: artifacts.Split, num_classes: int, plan: devices.DevicePlan,
+def batch_iterator(cfg: TrainConfig, train_split: streams.Rows, num_classes: int, plan: devices.DevicePlan,
                    start_step: int):
-    """The iterator over `make_dataset`'s batches from `start_step` on, spread over the plan's replicas."""
-    dataset = make_dataset(train_split.images, train_split.labels if num_classes else None, cfg.batch_size,
-                           cfg.seed, cfg.epochs, start_step=start_step)
+    """The iterator over the batches from `start_step` on (`streams.training_batches`: each epoch a permutation
+    of (seed, epoch), read from the shards batch by batch), spread over the plan's replicas."""
+    dataset = streams.training_batches(train_split, cfg.batch_size, cfg.seed, cfg.epochs, start_step,
+                                       labels=bool(num_classes))
     if plan.replicas > 1:
         dataset = plan.strategy.experimental_distribute_dataset(dataset)
     return iter(dataset)
 
 
-def train(cfg: TrainConfig, train_split: artifacts.Split, *, num_classes: int | None = None,
+def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | None = None,
           data_hash: str = "", checkpoint_dir: str | Path | None = None,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (), plan: devices.DevicePlan | None = None,
           monitor: callbacks.QualityMonitor | None = None, say=print) -> TrainResult:
-    """Train a GAN on `train_split` (testable without MLflow). With `checkpoint_dir`, resume from a
+    """Train a GAN on `train_split` (the shards of `PreparedData.open_split`, or an in-memory `Split`; testable
+    without MLflow). With `checkpoint_dir`, resume from a
     compatible checkpoint there and write one every `checkpoint_every_steps` steps and at the end.
     `monitor` runs before the other callbacks, so its values reach the progress line, the MLflow logger and
     the history; its seconds count neither as training time nor against `max_seconds`."""
     keras.utils.set_random_seed(cfg.seed)
     plan = plan or devices.plan(cfg)
     classes = class_count(cfg, train_split, num_classes)
-    gan = build_gan(cfg, train_split.images.shape[1:], classes, plan)
+    height, width, channels = train_split.shape
+    gan = build_gan(cfg, (height, width, channels), classes, plan)
     steps_per_epoch = epoch_steps(len(train_split), cfg.batch_size)
     run_fingerprint = checkpoint.fingerprint(cfg, data_hash)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -200,7 +175,7 @@ def _log_params(params: dict) -> None:
 
 
 def quality_monitor(cfg: TrainConfig, featurizer_path: str | Path | None, prepared_dir: Path,
-                    train_split: artifacts.Split, num_classes: int) -> callbacks.QualityMonitor | None:
+                    train_split: streams.Rows, num_classes: int) -> callbacks.QualityMonitor | None:
     """The monitor `cfg` asks for, on the featurize stage's frozen network and the prepared validation split
     (the test split stays unseen until evaluate); None (nothing loaded) when `train.monitor_every_epochs` is
     null."""
@@ -209,8 +184,8 @@ def quality_monitor(cfg: TrainConfig, featurizer_path: str | Path | None, prepar
     if featurizer_path is None:
         raise GanopsError("train.monitor_every_epochs: the quality monitor needs the featurizer (--featurizer); "
                           "set it to null to train without the monitor")
-    validation_split = artifacts.PreparedData(prepared_dir).read_split("validation")
-    return callbacks.QualityMonitor(featurizer_lib.load(featurizer_path), train_split.images, validation_split.images,
+    validation_split = artifacts.PreparedData(prepared_dir).open_split("validation")
+    return callbacks.QualityMonitor(featurizer_lib.load(featurizer_path), train_split, validation_split,
                                     every=cfg.monitor_every_epochs, epochs=cfg.epochs,
                                     num_samples=cfg.monitor_samples, seed=cfg.seed, num_classes=num_classes)
 
@@ -256,7 +231,7 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     prepared = artifacts.PreparedData(prepared_dir)
-    info, train_split = prepared.read_info(), prepared.read_split("train")
+    info, train_split = prepared.read_info(), prepared.open_split("train")
     classes = class_count(cfg, train_split, info.num_classes)
     monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
     plan = devices.plan(cfg)

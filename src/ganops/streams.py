@@ -1,0 +1,101 @@
+"""tf.data pipelines over a prepared split, read a batch of rows at a time: the pixels reach memory batch by
+batch (from the memory-mapped shards of `artifacts.PreparedData.open_split`, or from an in-memory
+`artifacts.Split`, which offers the same `gather`), are scaled to float32 [-1, 1] in the pipeline
+(`shards.SIGNED_SCALE`, the one scale) and prefetched, so no pipeline holds a split.
+
+The order is an index permutation, not a shuffle buffer over pixels: the shards allow random access, so each
+epoch can be a full permutation of the split that costs 8 bytes an image, is a pure function of (seed, epoch),
+and can start at any step without replaying the steps before it (an exact mid-epoch resume).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import tensorflow as tf
+
+from ganops import shards
+
+
+class Rows(Protocol):
+    """A split that reads rows on demand: `shards.ShardedSplit` or an in-memory `artifacts.Split`."""
+
+    dtype: np.dtype
+
+    def __len__(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def labelled(self) -> bool: ...
+
+    @property
+    def labels(self) -> np.ndarray | None: ...  # every label (8 bytes an image), or None
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...  # stored dtype
+
+    def signed(self, rows: np.ndarray) -> np.ndarray: ...  # float32 in [-1, 1]
+
+
+def read_rows(index_batches: tf.data.Dataset, split: Rows, labels: bool) -> tf.data.Dataset:
+    """Batches of split positions → batches of float32 [-1, 1] images (and int32 labels), in order, read in
+    parallel and prefetched."""
+    pixel_type = tf.as_dtype(split.dtype)
+    shape = (None, *split.shape)
+
+    def gather(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images, row_labels = split.gather(rows)
+        return images, (row_labels if row_labels is not None else np.zeros(len(rows), np.int64)).astype(np.int32)
+
+    def read(rows: tf.Tensor):
+        images, row_labels = tf.numpy_function(gather, [rows], (pixel_type, tf.int32), stateful=False)
+        images = tf.ensure_shape(images, shape)
+        if pixel_type == tf.uint8:
+            images = tf.cast(images, tf.float32) / shards.SIGNED_SCALE - 1.0
+        return (images, tf.ensure_shape(row_labels, (None,))) if labels else images
+
+    return (index_batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def epoch_permutation(count: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
+    """The split's positions in epoch `epoch`'s order: a stateless shuffle of (seed, epoch)."""
+    return tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                    epoch]))
+
+
+def training_batches(split: Rows, batch_size: int, seed: int, epochs: int, start_step: int = 0, *,
+                     labels: bool = False, num_workers: int = 1, worker_index: int = 0) -> tf.data.Dataset:
+    """Batches for steps `start_step`…`epochs × steps_per_epoch − 1` (incomplete last batches dropped); each
+    epoch a permutation of (seed, epoch). `batch_size` is the global batch: with `num_workers` input pipelines
+    (`tf.distribute.InputContext.num_input_pipelines`) worker `worker_index` reads rows `worker_index::num_workers`
+    of each global batch, so the workers together read each batch once and no worker reads another's rows."""
+    count = len(split)
+    steps_per_epoch = count // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch size {batch_size} is larger than the {count} images")
+
+    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = epoch_permutation(count, seed, epoch)
+        batches = tf.reshape(order[:steps_per_epoch * batch_size], (steps_per_epoch, batch_size))
+        return tf.data.Dataset.from_tensor_slices(batches[:, worker_index::num_workers])
+
+    first_epoch = start_step // steps_per_epoch
+    positions = (tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+                 .skip(start_step - first_epoch * steps_per_epoch))
+    return read_rows(positions, split, labels)
+
+
+def shuffled_epoch(split: Rows, batch_size: int, seed: int, labels: bool) -> tf.data.Dataset:
+    """One epoch in a new seeded order each time it is iterated (what `Model.fit` wants), the last batch
+    possibly smaller; the shuffle buffer holds positions, not pixels."""
+    positions = (tf.data.Dataset.range(len(split))
+                 .shuffle(len(split), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
+    return read_rows(positions, split, labels)
+
+
+def in_order(split: Rows, batch_size: int, labels: bool) -> tf.data.Dataset:
+    """The split in order, `batch_size` rows a batch."""
+    return read_rows(tf.data.Dataset.range(len(split)).batch(batch_size), split, labels)
