@@ -13,6 +13,15 @@ from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
 
 
+@pytest.fixture(autouse=True, params=["streamed", "gathered in the graph"])
+def read_path(request, monkeypatch):
+    """Every test here runs both ways rows are read: streamed from the shards a batch at a time (large splits)
+    and gathered from one constant inside the graph (splits up to `streams.IN_GRAPH_BYTES`)."""
+    if request.param == "streamed":
+        monkeypatch.setattr(streams, "IN_GRAPH_BYTES", 0)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory):
     """23 labelled 4×4×3 images in shards of 5."""
