@@ -25,6 +25,9 @@ from ganops.errors import GanopsError
 RESIZE_FILTER = Image.Resampling.BICUBIC
 # ITU-R 601 luma, for RGB → grayscale.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# Deflate codes at most 258 bytes in 2 bits (RFC 1951), so no gzip file or zip member inflates past 1032 times
+# its compressed size: the bound a decompressed size claimed in a header must fit.
+MAX_DEFLATE_RATIO = 1032
 _RESIZE_CHUNK = 4096  # images per matrix product: bounds the temporary memory of a resize
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
+    MAX_DEFLATE_RATIO,
     LoadedImages,
     all_loaded,
     existing,
@@ -37,8 +38,6 @@ LABEL_MAGIC = 0x0801  # uint8, 1 dimension
 _GZIP_SIGNATURE = b"\x1f\x8b"
 _READ_BYTES = 1 << 20  # compressed bytes per read
 _MAX_PIECE = 4 << 20  # decompressed bytes per piece: bounds memory on highly compressible input
-# Deflate codes at most 258 bytes in 2 bits (RFC 1951), so no gzip file inflates past 1032 times its size.
-_MAX_DEFLATE_RATIO = 1032
 _FIRST_CAPACITY = 4 << 20  # bytes first taken for a body whose size is not confirmed; doubled as data arrives
 _UNCONFIRMED_MAX = 64 << 20  # body bytes a gzip header alone may reserve: harmless even when it lies
 
@@ -135,7 +134,7 @@ def _trusted_size(path: Path, header_size: int, dims: tuple[int, ...], body_byte
         if file_size - header_size != body_bytes:
             raise _size_error(path, dims, body_bytes, file_size - header_size, header_size)
         return True
-    most = file_size * _MAX_DEFLATE_RATIO
+    most = file_size * MAX_DEFLATE_RATIO
     if header_size + body_bytes > most:
         raise GanopsError(f"{path}: header says {_shape(dims)} values = {body_bytes:,} bytes, but a "
                           f"{file_size:,}-byte gzip file decompresses to at most {most:,} bytes")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
+    MAX_DEFLATE_RATIO,
     LoadedImages,
     existing,
     finish,
@@ -25,9 +26,6 @@ from ganops.data.sources.common import (
     unit_from_numbers,
 )
 from ganops.errors import GanopsError
-
-# Deflate codes at most 258 bytes in 2 bits (RFC 1951), so no member inflates past 1032 times its size.
-_MAX_DEFLATE_RATIO = 1032
 
 
 def _check_member(path: Path, archive: zipfile.ZipFile, key: str, archive_size: int) -> None:
@@ -40,7 +38,7 @@ def _check_member(path: Path, archive: zipfile.ZipFile, key: str, archive_size: 
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise GanopsError(f"{where}: zip compression method {info.compress_type}, whose inflated size cannot "
                           "be bounded before reading; write the archive with np.savez or np.savez_compressed")
-    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO)
+    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
     if info.compress_size > archive_size or info.file_size > most:
         raise GanopsError(f"{where}: the zip directory says {info.file_size:,} bytes ({info.compress_size:,} "
                           f"compressed), more than this {archive_size:,}-byte archive can hold")
