@@ -50,41 +50,44 @@ def read_rows(index_batches: tf.data.Dataset, split: Rows, labels: bool) -> tf.d
     """Batches of split positions → batches of float32 [-1, 1] images (and int32 labels), in order, read in
     parallel and prefetched."""
     pixel_type = tf.as_dtype(split.dtype)
+    small = len(split) * int(np.prod(split.shape)) * split.dtype.itemsize <= IN_GRAPH_BYTES
+    fetch = _gather_in_graph(split) if small else _gather_from_shards(split, pixel_type)
+
+    def read(rows: tf.Tensor):
+        images, row_labels = fetch(rows)
+        if pixel_type == tf.uint8:
+            images = tf.cast(images, tf.float32) / shards.SIGNED_SCALE - 1.0
+        return (images, row_labels) if labels else images
+
+    return (index_batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def _int32_labels(row_labels: np.ndarray | None, count: int) -> np.ndarray:
+    return (row_labels if row_labels is not None else np.zeros(count, np.int64)).astype(np.int32)
+
+
+def _gather_in_graph(split: Rows):
+    """Rows → (stored pixels, int32 labels) from the whole split's stored pixels (uint8 from shards), held
+    once as a constant."""
+    images, row_labels = split.gather(np.arange(len(split)))
+    image_tensor, label_tensor = tf.constant(images), tf.constant(_int32_labels(row_labels, len(split)))
+    return lambda rows: (tf.gather(image_tensor, rows), tf.gather(label_tensor, rows))
+
+
+def _gather_from_shards(split: Rows, pixel_type: tf.DType):
+    """Rows → (stored pixels, int32 labels) read from the split a batch at a time."""
     shape = (None, *split.shape)
-    if len(split) * int(np.prod(split.shape)) * split.dtype.itemsize <= IN_GRAPH_BYTES:
-        return _gathered_in_graph(index_batches, split, labels, pixel_type)
 
     def gather(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images, row_labels = split.gather(rows)
-        return images, (row_labels if row_labels is not None else np.zeros(len(rows), np.int64)).astype(np.int32)
+        return images, _int32_labels(row_labels, len(rows))
 
-    def read(rows: tf.Tensor):
+    def fetch(rows: tf.Tensor):
         images, row_labels = tf.numpy_function(gather, [rows], (pixel_type, tf.int32), stateful=False)
-        images = tf.ensure_shape(images, shape)
-        if pixel_type == tf.uint8:
-            images = tf.cast(images, tf.float32) / shards.SIGNED_SCALE - 1.0
-        return (images, tf.ensure_shape(row_labels, (None,))) if labels else images
+        return tf.ensure_shape(images, shape), tf.ensure_shape(row_labels, (None,))
 
-    return (index_batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-def _gathered_in_graph(index_batches: tf.data.Dataset, split: Rows, labels: bool,
-                       pixel_type: tf.DType) -> tf.data.Dataset:
-    """`read_rows` for a small split: its stored pixels (uint8 from shards) held once as a constant."""
-    images, row_labels = split.gather(np.arange(len(split)))
-    image_tensor = tf.constant(images)
-    label_tensor = tf.constant((row_labels if row_labels is not None else np.zeros(len(split), np.int64))
-                               .astype(np.int32))
-
-    def read(rows: tf.Tensor):
-        batch = tf.gather(image_tensor, rows)
-        if pixel_type == tf.uint8:
-            batch = tf.cast(batch, tf.float32) / shards.SIGNED_SCALE - 1.0
-        return (batch, tf.gather(label_tensor, rows)) if labels else batch
-
-    return (index_batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return fetch
 
 
 def epoch_permutation(count: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
