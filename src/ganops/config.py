@@ -134,12 +134,20 @@ class TrainConfig(_Section):
         return self
 
 
+RESNET_START_SIDE = 4  # the resnet generator's first feature map and its discriminator's last
+
+
+def resnet_blocks(image_size: int) -> int | None:
+    """Residual blocks (doublings from RESNET_START_SIDE) that make a side of `image_size`, or None when no
+    whole number does. Here rather than in `models.resnet` so params are checked before any stage runs (the
+    config imports no model code)."""
+    blocks = (image_size // RESNET_START_SIDE).bit_length() - 1
+    return blocks if blocks >= 1 and image_size == RESNET_START_SIDE * 2**blocks else None
+
+
 def resnet_size_problem(image_size: int) -> str | None:
-    """Why the resnet arch cannot make square images of this side, or None. It starts at 4×4 and doubles once
-    per residual block, so the side must be 4·2^k (k ≥ 1). Here rather than in `models.resnet` so params are
-    checked before any stage runs (the config imports no model code)."""
-    blocks = (image_size // 4).bit_length() - 1
-    if image_size >= 8 and image_size == 4 * 2**blocks:
+    """Why the resnet arch cannot make square images of this side, or None: the side must be 4·2^k (k ≥ 1)."""
+    if resnet_blocks(image_size) is not None:
         return None
     return (f"train.arch: resnet needs data.image_size of the form 4·2^k (8, 16, 32, 64, 128, 256, 512), "
             f"got {image_size}")

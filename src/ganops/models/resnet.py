@@ -25,11 +25,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ganops.config import resnet_size_problem
+from ganops.config import RESNET_START_SIDE, resnet_blocks, resnet_size_problem
 from ganops.errors import GanopsError
 from ganops.models.parts import image_inputs, label_input, latent_input, logit, spectral
 
-START_SIDE = 4  # the generator's first feature map and the discriminator's last
+START_SIDE = RESNET_START_SIDE  # the generator's first feature map and the discriminator's last
 WIDEST = 8  # the widest feature maps (at 4×4) have WIDEST × base_filters channels
 
 
@@ -38,10 +38,10 @@ def residual_blocks(image_shape: tuple[int, int, int]) -> int:
     height, width = int(image_shape[0]), int(image_shape[1])
     if height != width:
         raise GanopsError(f"data.image_size: resnet needs square images, got {height}×{width}")
-    problem = resnet_size_problem(height)
-    if problem:
-        raise GanopsError(problem)
-    return (height // START_SIDE).bit_length() - 1
+    blocks = resnet_blocks(height)
+    if blocks is None:
+        raise GanopsError(str(resnet_size_problem(height)))
+    return blocks
 
 
 def generator_widths(blocks: int, base_filters: int) -> list[int]:
