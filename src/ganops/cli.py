@@ -28,6 +28,8 @@ Examples:
                                     64 PNGs + grid.png from the champion
   ganops generate --model models:/gan-generator/3 -n 16 --seed 7 --out s/
                                     16 PNGs from version 3, seed 7
+  TF_CONFIG=... ganops worker --prepared data/prepared
+                                    a non-chief task of multi-worker training
   ganops COMMAND --help             a command's options
 """
 
@@ -117,6 +119,29 @@ def generate(
         model = f"models:/{cfg.model_name}@{cfg.champion_alias}"
     written = serving.generate_pngs(model, count, seed, label, out)
     print(f"wrote {written} images and grid.png to {out} from {model}", flush=True)
+
+
+@app.command(short_help="Run a non-chief task of multi-worker training (TF_CONFIG names the cluster).")
+@_user_errors
+def worker(
+    prepared: Annotated[Path, typer.Option(
+        "--prepared", metavar="DIR", help="the prepared data: the train stage's --prepared (dvc.yaml)")],
+    params: Annotated[Path, typer.Option("--params", metavar="FILE",
+                                         help="params.yaml with the chief's train section")] = Path("params.yaml"),
+    scratch: Annotated[Path | None, typer.Option(
+        "--scratch", metavar="DIR", help="write this worker's own checkpoints here (default: none)")] = None,
+) -> None:
+    """Train as one non-chief task of TF_CONFIG's cluster, beside the chief's train stage (`dvc repro`).
+
+    Every task runs the same train steps on its own rows of each batch, from the chief's state; only the chief
+    writes the model, checkpoints and MLflow record. Start one per task other than the chief, with the chief's
+    params.yaml and the same prepared data.
+    """
+    from ganops.config import load_params
+    from ganops.training import train
+
+    result = train.work(load_params(params).train, prepared, scratch)
+    print(f"worker: done at step {result.steps} ({result.seconds:.0f}s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ class TrainConfig(_Section):
     monitor_samples: int = Field(500, ge=4)  # generated = holdout = floor sample count (capped by the splits)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # auto: GPU mixed_float16
     jit_compile: bool | None = None  # XLA; null: on for GPUs, off for CPUs (slower there)
+    # auto: multi_worker when TF_CONFIG names several tasks, else mirrored over several local devices, else one
+    distribute: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
     seed: int = 0
 
     @model_validator(mode="after")

@@ -97,24 +97,29 @@ def epoch_permutation(count: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
 
 
 def training_batches(split: Rows, batch_size: int, seed: int, epochs: int, start_step: int = 0, *,
-                     labels: bool = False, num_workers: int = 1, worker_index: int = 0) -> tf.data.Dataset:
+                     labels: bool = False, num_workers: int = 1, worker_index: int = 0,
+                     worker_replicas: int = 1) -> tf.data.Dataset:
     """Batches for steps `start_step`…`epochs × steps_per_epoch − 1` (incomplete last batches dropped); each
     epoch a permutation of (seed, epoch). `batch_size` is the global batch: with `num_workers` input pipelines
     (`tf.distribute.InputContext.num_input_pipelines`) worker `worker_index` reads rows `worker_index::num_workers`
-    of each global batch, so the workers together read each batch once and no worker reads another's rows."""
+    of each global batch, so the workers together read each batch once and no worker reads another's rows.
+    With `worker_replicas` replicas on the worker, its rows of a step come as that many consecutive per-replica
+    batches (a contiguous part each), in replica order: what `distribute_datasets_from_function` hands out."""
     count = len(split)
     steps_per_epoch = count // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {batch_size} is larger than the {count} images")
+    per_replica = batch_size // (num_workers * worker_replicas)
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = epoch_permutation(count, seed, epoch)
         batches = tf.reshape(order[:steps_per_epoch * batch_size], (steps_per_epoch, batch_size))
-        return tf.data.Dataset.from_tensor_slices(batches[:, worker_index::num_workers])
+        mine = batches[:, worker_index::num_workers]
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(mine, (-1, per_replica)))
 
     first_epoch = start_step // steps_per_epoch
-    positions = (tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
-                 .skip(start_step - first_epoch * steps_per_epoch))
+    skipped = (start_step - first_epoch * steps_per_epoch) * worker_replicas
+    positions = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches).skip(skipped)
     return read_rows(positions, split, labels)
 
 

@@ -69,6 +69,21 @@ def test_workers_read_disjoint_slices_of_each_global_batch(sharded):
         assert sorted(sum(pieces, [])) == sorted(rows)  # together the global batch, each row once
 
 
+def test_a_workers_replicas_take_consecutive_parts_of_its_rows_from_any_step(sharded):
+    """2 workers × 2 replicas: a worker's stream holds each step's per-replica batches in replica order, and a
+    start mid-epoch skips whole steps (every replica's batch of them), as a resumed worker must."""
+    whole = [_rows(b) for b in streams.training_batches(sharded, 8, seed=2, epochs=2)]
+    for worker in range(2):
+        own = [_rows(b) for b in streams.training_batches(sharded, 8, seed=2, epochs=2, num_workers=2,
+                                                          worker_index=worker, worker_replicas=2)]
+        assert len(own) == 2 * len(whole) and all(len(batch) == 2 for batch in own)
+        for step, rows in enumerate(whole):
+            assert own[2 * step] + own[2 * step + 1] == rows[worker::2]
+        resumed = [_rows(b) for b in streams.training_batches(sharded, 8, seed=2, epochs=2, start_step=3,
+                                                              num_workers=2, worker_index=worker, worker_replicas=2)]
+        assert resumed == own[6:]
+
+
 def test_shards_and_the_in_memory_split_give_the_same_batches(sharded):
     pixels, labels = sharded.read_all()
     in_memory = artifacts.Split(shards.to_signed(pixels), labels)  # float32, as read_split gives

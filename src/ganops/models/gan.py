@@ -148,6 +148,10 @@ class GAN(keras.Model):
         self.steps_done.assign_add(1)
         self._update_ema()
         finite = tf.math.is_finite(d_total) & tf.math.is_finite(g_loss)
+        if replicas > 1:  # every replica stops at the same step: one that met NaN/inf stops them all
+            nonfinite = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.int32))
+            finite = tf.equal(nonfinite, 0)
         self.nonfinite_step.assign(tf.where(finite | (self.nonfinite_step >= 0),
                                             self.nonfinite_step, self.steps_done))
         self.d_loss_tracker.update_state(d_total)

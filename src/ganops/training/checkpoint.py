@@ -82,6 +82,16 @@ def _flat(gan) -> dict[str, Any]:
             for group, variables in state_groups(gan).items() for i, variable in enumerate(variables)}
 
 
+def state_variables(gan) -> list:
+    """Every variable of the training state, in the checkpoint's order."""
+    return list(_flat(gan).values())
+
+
+def state_keys(gan) -> list[str]:
+    """The checkpoint's keys of `state_variables`, in order."""
+    return list(_flat(gan))
+
+
 class IncompatibleCheckpoint(Exception):
     """The checkpoint's variables do not fit the model built now (the code changed)."""
 
@@ -97,22 +107,26 @@ class Checkpoint:
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.folder / HISTORY_FILE)
 
-    def restore(self, gan) -> None:
-        """Assign the saved values to `gan`'s variables (its optimizers must be built)."""
+    def state(self, gan) -> dict[str, np.ndarray]:
+        """The saved values, keyed as `state_variables`' order, once checked against `gan`'s variables."""
         variables = _flat(gan)
         meta = json.loads((self.folder / META_FILE).read_text())
         saved_names = meta["variables"]
         if list(saved_names) != list(variables):
             raise IncompatibleCheckpoint(f"{len(saved_names)} saved variables, the model has {len(variables)}")
+        for key, variable in variables.items():
+            # Shapes, not names: Keras numbers auto-named layers per process (dense_3 vs dense_7).
+            name, shape = saved_names[key]
+            if tuple(shape) != tuple(variable.shape):
+                raise IncompatibleCheckpoint(f"{key}: saved {name} {tuple(shape)}, model has "
+                                             f"{variable.path} {tuple(variable.shape)}")
         with np.load(self.folder / STATE_FILE) as state:
-            for key, variable in variables.items():
-                # Shapes, not names: Keras numbers auto-named layers per process (dense_3 vs dense_7).
-                name, shape = saved_names[key]
-                if tuple(shape) != tuple(variable.shape):
-                    raise IncompatibleCheckpoint(f"{key}: saved {name} {tuple(shape)}, model has "
-                                                 f"{variable.path} {tuple(variable.shape)}")
-            for key, variable in variables.items():
-                variable.assign(state[key])
+            return {key: state[key] for key in variables}
+
+    def restore(self, gan) -> None:
+        """Assign the saved values to `gan`'s variables (its optimizers must be built)."""
+        for variable, value in zip(state_variables(gan), self.state(gan).values(), strict=True):
+            variable.assign(value)
 
 
 def save(checkpoint_dir: str | Path, gan, *, step: int, epochs_done: int, seconds: float,

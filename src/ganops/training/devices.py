@@ -5,9 +5,13 @@
   gradients are summed). One → TensorFlow's default strategy. Tests split the CPU into two logical devices
   (`tf.config.set_logical_device_configuration`, before TensorFlow initialises) to exercise the mirrored
   path without a GPU.
-- **Several machines.** Not automatic: set `TF_CONFIG` on every machine (cluster spec and this worker's
-  index) and build the GAN under `tf.distribute.MultiWorkerMirroredStrategy()` instead; only the chief
-  (worker 0) should write checkpoints and outputs, and the dataset must be sharded per worker.
+- **Several machines.** `train.distribute: multi_worker` (or `auto` with a `TF_CONFIG` naming more than one
+  task): `tf.distribute.MultiWorkerMirroredStrategy` over every task of the cluster, each with its local
+  devices. TensorFlow configures collective ops once per process, before it runs any op, so the train stage
+  makes its plan first. The chief (the `chief` task, else worker 0, TensorFlow's own rule) runs the DVC stage
+  and is the only process that writes; the others run `ganops worker`. Whatever must be the same on every
+  worker — when to stop, how many steps the next graph call runs — is decided by the chief and shared
+  (`DevicePlan.from_chief`), since each worker's clock differs.
 - **Precision.** `train.precision: auto` → `mixed_float16` on a GPU (both optimizers wrapped in
   `keras.optimizers.LossScaleOptimizer`, see gan.py), `float32` on a CPU. `mixed_bfloat16` needs no loss
   scaling (same exponent range as float32) and can be chosen explicitly, e.g. for CPUs with AMX: on this
@@ -23,9 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import json
+import os
 from collections.abc import Iterator
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ganops.config import TrainConfig
@@ -39,10 +47,40 @@ class DevicePlan:
     devices: tuple[str, ...]  # logical device names the replicas run on
     precision: str  # a Keras dtype policy name: float32, mixed_float16, mixed_bfloat16
     jit_compile: bool
+    cluster: Cluster | None = None  # the TF_CONFIG task this process is, under multi-worker training
 
     @property
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync
+
+    @property
+    def workers(self) -> int:
+        return self.cluster.size if self.cluster else 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.cluster is None or self.cluster.is_chief
+
+    def from_chief(self, values) -> np.ndarray:
+        """The chief's `values` on every worker (same dtype); `values` as they are without a cluster. Each worker
+        passes its own: a sum over replicas in which only the chief's first replica (replica 0) is non-zero."""
+        values = np.asarray(values)
+        if self.cluster is None:
+            return values
+        return np.asarray(self._chief_sum(tf.constant(values)))
+
+    @functools.cached_property
+    def _chief_sum(self):
+        # A tf.function: collectives run eagerly cost a warning and a slow path each.
+        @tf.function(reduce_retracing=True)
+        def chief_sum(values: tf.Tensor) -> tf.Tensor:
+            def own_or_zero():
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+                return tf.where(tf.equal(replica, 0), values, tf.zeros_like(values))
+
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(own_or_zero), axis=None)
+
+        return chief_sum
 
     @property
     def loss_scaling(self) -> bool:
@@ -51,11 +89,13 @@ class DevicePlan:
     def params(self) -> dict[str, object]:
         """The choices as MLflow params (`runtime.*`, apart from the `train.*` settings that asked for them)."""
         return {"runtime.device": self.device, "runtime.devices": ",".join(self.devices),
-                "runtime.replicas": self.replicas, "runtime.strategy": type(self.strategy).__name__,
+                "runtime.workers": self.workers, "runtime.replicas": self.replicas,
+                "runtime.strategy": type(self.strategy).__name__,
                 "runtime.precision": self.precision, "runtime.jit_compile": self.jit_compile}
 
     def describe(self) -> str:
-        return (f"{self.replicas}× {self.device} ({type(self.strategy).__name__}), {self.precision}, "
+        where = f"{self.workers} workers, " if self.cluster else ""
+        return (f"{where}{self.replicas}× {self.device} ({type(self.strategy).__name__}), {self.precision}, "
                 f"XLA {'on' if self.jit_compile else 'off'}")
 
     @contextlib.contextmanager
@@ -76,33 +116,113 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
+TASK_TYPES = ("chief", "worker")  # the jobs MultiWorkerMirroredStrategy trains on; no parameter servers
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's task in a multi-worker cluster, as `TF_CONFIG` says."""
+
+    tasks: tuple[tuple[str, int], ...]  # (job, index) of every chief and worker task
+    task: tuple[str, int]  # this process's
+
+    @property
+    def size(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def is_chief(self) -> bool:
+        """TensorFlow's rule: the `chief` task, or worker 0 when the cluster has no chief job."""
+        first = ("chief", 0) if ("chief", 0) in self.tasks else ("worker", 0)
+        return self.task == first
+
+    def describe(self) -> str:
+        return f"{self.task[0]} {self.task[1]}"
+
+
+def cluster_from_env(environ=os.environ) -> Cluster | None:
+    """The cluster `TF_CONFIG` (JSON: `cluster` jobs → host:port lists, `task` type and index) describes;
+    None when it is unset or empty."""
+    text = environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        jobs, task = config["cluster"], config["task"]
+        tasks = tuple((job, i) for job in TASK_TYPES for i in range(len(jobs.get(job, []))))
+        this = (str(task["type"]), int(task["index"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GanopsError(f"TF_CONFIG: not a cluster spec with a task ({type(exc).__name__}: {exc}); expected "
+                          '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
+                          ) from None
+    others = sorted(set(jobs) - set(TASK_TYPES))
+    if others:
+        raise GanopsError(f"TF_CONFIG: jobs {others} are not supported; multi-worker training uses chief and "
+                          "worker tasks only")
+    if this not in tasks:
+        raise GanopsError(f"TF_CONFIG: task {this[0]} {this[1]} is not in the cluster ({len(tasks)} tasks)")
+    return Cluster(tasks, this)
+
+
+def distribution(cfg: TrainConfig, cluster: Cluster | None) -> str:
+    """`train.distribute` resolved: `auto` is multi_worker in a cluster of several tasks, else mirrored over
+    several local devices (decided later, from the devices) or one_device."""
+    if cfg.distribute == "multi_worker" and cluster is None:
+        raise GanopsError("train.distribute: multi_worker needs TF_CONFIG (the cluster and this task) in the "
+                          "environment of every worker")
+    if cfg.distribute == "auto" and cluster is not None and cluster.size > 1:
+        return "multi_worker"
+    return cfg.distribute
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceChoice:
     """What `plan` decides from the visible devices, before any strategy is built."""
 
     device: str  # "gpu" or "cpu"
-    devices: tuple[str, ...]  # the replicas' device names
+    devices: tuple[str, ...]  # the replicas' device names on this worker
     precision: str
     jit_compile: bool
 
 
-def choose(cfg: TrainConfig, gpu_names: tuple[str, ...], cpu_names: tuple[str, ...]) -> DeviceChoice:
+def choose(cfg: TrainConfig, gpu_names: tuple[str, ...], cpu_names: tuple[str, ...], mode: str = "auto",
+           workers: int = 1) -> DeviceChoice:
     """Every GPU when there is one (mixed float16 and XLA unless `cfg` says otherwise), else every CPU device
-    (float32, no XLA). A pure function of the device names, so the GPU choice is testable on a CPU machine."""
+    (float32, no XLA); one of them for `mode` one_device, and one CPU a worker under multi_worker (what
+    MultiWorkerMirroredStrategy uses). A pure function of the device names, so the GPU choice is testable on
+    a CPU machine."""
     kind = "gpu" if gpu_names else "cpu"
     names = gpu_names or cpu_names
+    if mode == "one_device" or (mode == "multi_worker" and kind == "cpu"):
+        names = names[:1]
     precision = cfg.precision if cfg.precision != "auto" else ("mixed_float16" if gpu_names else "float32")
     jit = cfg.jit_compile if cfg.jit_compile is not None else bool(gpu_names)
-    if cfg.batch_size % len(names):
-        raise GanopsError(f"train.batch_size: {cfg.batch_size} does not split evenly over "
-                          f"{len(names)} {kind} replicas")
+    if cfg.batch_size % (len(names) * workers):
+        where = f"{workers} workers × {len(names)}" if workers > 1 else str(len(names))
+        raise GanopsError(f"train.batch_size: {cfg.batch_size} does not split evenly over {where} {kind} replicas")
     return DeviceChoice(kind, names, precision, jit)
 
 
+def multi_worker_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy over `TF_CONFIG`'s cluster; it blocks until every task has started."""
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as exc:  # "Collective ops must be configured at program startup"
+        raise GanopsError(f"train.distribute: multi-worker training must be set up before TensorFlow runs "
+                          f"anything in this process ({exc})") from None
+
+
 def plan(cfg: TrainConfig) -> DevicePlan:
+    """The plan for this process. Under multi_worker the strategy is made first: it must precede every
+    TensorFlow op, device listing included."""
+    cluster = cluster_from_env()
+    mode = distribution(cfg, cluster)
+    strategy = multi_worker_strategy() if mode == "multi_worker" else None
     choice = choose(cfg, tuple(device.name for device in tf.config.list_logical_devices("GPU")),
-                    tuple(device.name for device in tf.config.list_logical_devices("CPU")))
+                    tuple(device.name for device in tf.config.list_logical_devices("CPU")), mode,
+                    cluster.size if strategy is not None and cluster is not None else 1)
     names = choice.devices
-    strategy = tf.distribute.MirroredStrategy(list(names)) if len(names) > 1 else tf.distribute.get_strategy()
+    if strategy is None:
+        strategy = tf.distribute.MirroredStrategy(list(names)) if len(names) > 1 else tf.distribute.get_strategy()
     return DevicePlan(strategy=strategy, device=choice.device, devices=names, precision=choice.precision,
-                      jit_compile=choice.jit_compile)
+                      jit_compile=choice.jit_compile, cluster=cluster if mode == "multi_worker" else None)

@@ -10,10 +10,11 @@ one history row per epoch and writes the checkpoints.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from ganops.config import TrainConfig
@@ -67,11 +68,13 @@ class Loop:
     def __init__(self, cfg: TrainConfig, gan: GAN, steps_per_epoch: int, *, resumed: checkpoint.Checkpoint | None,
                  checkpoint_dir: Path | None, run_fingerprint: dict,
                  monitor: callbacks.QualityMonitor | None = None,
-                 extra_callbacks: Sequence[keras.callbacks.Callback] = ()):
+                 extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+                 from_chief: Callable[[list[int]], np.ndarray] = np.asarray):
         self.cfg, self.gan, self.steps_per_epoch = cfg, gan, steps_per_epoch
         self.total_steps = cfg.epochs * steps_per_epoch
         self.checkpoint_dir, self.run_fingerprint, self.monitor = checkpoint_dir, run_fingerprint, monitor
-        self.step = resumed.step if resumed else 0
+        self.from_chief = from_chief  # `DevicePlan.from_chief`: what every worker must agree on
+        self.step = int(gan.steps_done.numpy())  # a restored checkpoint's step, or (a worker) the chief's
         self.seconds_before = resumed.seconds if resumed else 0.0
         self.history_rows = resumed.history().to_dict("records") if resumed else []
         self.last_saved = self.step if resumed else None
@@ -89,8 +92,12 @@ class Loop:
         Returns the history and this call's training seconds."""
         self.gan.stop_training = False
         self.hooks.on_train_begin({"epochs_done": self.step // self.steps_per_epoch})
-        while self.step < self.total_steps and not self.gan.stop_training:
-            self._advance(batches)
+        while self.step < self.total_steps:
+            # The chief's clock decides for all workers: each runs the same steps and stops after the same call.
+            steps, stop = self.from_chief([self._next_chunk(), int(bool(self.gan.stop_training))])
+            if stop:
+                break
+            self._advance(batches, int(steps))
         seconds = self.budget.elapsed()
         self._save_checkpoint()  # completed epochs only: a resumed run finishes the open one itself
         history = pd.DataFrame(self.history_rows, columns=self.columns)
@@ -100,8 +107,13 @@ class Loop:
         self.hooks.on_train_end()
         return history, seconds
 
-    def _advance(self, batches) -> None:
-        """One multi-step call, opening its epoch first, then the epoch end or checkpoint step it reaches."""
+    def _next_chunk(self) -> int:
+        epoch_end = (self.step // self.steps_per_epoch + 1) * self.steps_per_epoch
+        return chunk_steps(self.step, epoch_end, self.cfg.checkpoint_every_steps, self.step_seconds)
+
+    def _advance(self, batches, steps: int) -> None:
+        """One multi-step call of `steps` steps, opening its epoch first, then the epoch end or checkpoint step it
+        reaches."""
         epoch = self.step // self.steps_per_epoch
         if not self.epoch_open:
             if self.step % self.steps_per_epoch == 0:
@@ -110,8 +122,7 @@ class Loop:
             self.epoch_open = True
         epoch_end = (epoch + 1) * self.steps_per_epoch
         started = time.perf_counter()
-        self.gan.train_steps(batches, chunk_steps(self.step, epoch_end, self.cfg.checkpoint_every_steps,
-                                                  self.step_seconds))
+        self.gan.train_steps(batches, steps)
         done = int(self.gan.steps_done.numpy())
         self.step_seconds = measured_step_seconds(self.step_seconds, self.step, done, time.perf_counter() - started)
         raise_if_nonfinite(self.gan, self.last_saved)

@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from ganops import artifacts, lineage, streams, tracking
 from ganops.config import TrainConfig
@@ -81,8 +82,9 @@ def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: 
 
 
 def resume_point(checkpoint_dir: Path | None, gan: GAN, run_fingerprint: dict, total_steps: int,
-                  say) -> checkpoint.Checkpoint | None:
-    """The checkpoint to continue from, restored into `gan`; None (and one line why) to start fresh."""
+                 say, restore: bool = True) -> checkpoint.Checkpoint | None:
+    """The checkpoint to continue from, restored into `gan` (unless `restore` is false: checked only); None
+    (and one line why) to start fresh."""
     if checkpoint_dir is None:
         return None
     found = checkpoint.latest(checkpoint_dir)
@@ -93,7 +95,7 @@ def resume_point(checkpoint_dir: Path | None, gan: GAN, run_fingerprint: dict, t
         reason = f"it is at step {found.step}, beyond this run's {total_steps} steps"
     if reason is None:
         try:
-            found.restore(gan)
+            found.restore(gan) if restore else found.state(gan)
         except checkpoint.IncompatibleCheckpoint as exc:
             reason = f"its variables do not fit this model ({exc})"
     if reason is not None:
@@ -101,6 +103,18 @@ def resume_point(checkpoint_dir: Path | None, gan: GAN, run_fingerprint: dict, t
         return None
     say(f"train: resuming from {found.folder} (step {found.step}, {found.seconds:.0f}s trained)")
     return found
+
+
+def take_chief_state(gan: GAN, plan: devices.DevicePlan, resumed: checkpoint.Checkpoint | None) -> None:
+    """Under multi-worker training, every worker continues from the chief's state: the checkpoint it resumes
+    (`resumed`, read by the chief alone), else its fresh variables. Every worker reads and assigns each variable
+    in the same order, since reading a variable synchronised on read is itself a collective."""
+    if plan.cluster is None:
+        return
+    saved = resumed.state(gan) if resumed is not None else None
+    for key, variable in zip(checkpoint.state_keys(gan), checkpoint.state_variables(gan), strict=True):
+        current = variable.numpy()
+        variable.assign(plan.from_chief(saved[key] if saved is not None else current))
 
 
 def epoch_steps(image_count: int, batch_size: int) -> int:
@@ -113,12 +127,17 @@ def epoch_steps(image_count: int, batch_size: int) -> int:
 def batch_iterator(cfg: TrainConfig, train_split: streams.Rows, num_classes: int, plan: devices.DevicePlan,
                    start_step: int):
     """The iterator over the batches from `start_step` on (`streams.training_batches`: each epoch a permutation
-    of (seed, epoch), read from the shards batch by batch), spread over the plan's replicas."""
-    dataset = streams.training_batches(train_split, cfg.batch_size, cfg.seed, cfg.epochs, start_step,
-                                       labels=bool(num_classes))
-    if plan.replicas > 1:
-        dataset = plan.strategy.experimental_distribute_dataset(dataset)
-    return iter(dataset)
+    of (seed, epoch), read from the shards batch by batch), spread over the plan's replicas: each worker's input
+    pipeline reads only its own rows of every global batch."""
+    def batches(context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        pipelines, pipeline = (context.num_input_pipelines, context.input_pipeline_id) if context else (1, 0)
+        return streams.training_batches(train_split, cfg.batch_size, cfg.seed, cfg.epochs, start_step,
+                                        labels=bool(num_classes), num_workers=pipelines, worker_index=pipeline,
+                                        worker_replicas=plan.replicas // pipelines)
+
+    if plan.replicas == 1:
+        return iter(batches())
+    return iter(plan.strategy.distribute_datasets_from_function(batches))
 
 
 def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | None = None,
@@ -126,8 +145,8 @@ def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | Non
           extra_callbacks: Sequence[keras.callbacks.Callback] = (), plan: devices.DevicePlan | None = None,
           monitor: callbacks.QualityMonitor | None = None, say=print) -> TrainResult:
     """Train a GAN on `train_split` (the shards of `PreparedData.open_split`, or an in-memory `Split`; testable
-    without MLflow). With `checkpoint_dir`, resume from a
-    compatible checkpoint there and write one every `checkpoint_every_steps` steps and at the end.
+    without MLflow). With `checkpoint_dir`, write a checkpoint every `checkpoint_every_steps` steps and at the
+    end, and (the chief) resume from a compatible one there: the other workers take the chief's state.
     `monitor` runs before the other callbacks, so its values reach the progress line, the MLflow logger and
     the history; its seconds count neither as training time nor against `max_seconds`."""
     keras.utils.set_random_seed(cfg.seed)
@@ -138,13 +157,44 @@ def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | Non
     steps_per_epoch = epoch_steps(len(train_split), cfg.batch_size)
     run_fingerprint = checkpoint.fingerprint(cfg, data_hash)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    resumed = resume_point(checkpoint_dir, gan, run_fingerprint, cfg.epochs * steps_per_epoch, say)
+    resumed = None
+    if plan.is_chief:  # the others take the chief's state: they need no checkpoint folder
+        resumed = resume_point(checkpoint_dir, gan, run_fingerprint, cfg.epochs * steps_per_epoch, say,
+                               restore=plan.cluster is None)
+    take_chief_state(gan, plan, resumed)
     steps = loop.Loop(cfg, gan, steps_per_epoch, resumed=resumed, checkpoint_dir=checkpoint_dir,
-                      run_fingerprint=run_fingerprint, monitor=monitor, extra_callbacks=extra_callbacks)
-    history, seconds = steps.run(batch_iterator(cfg, train_split, classes, plan, steps.step))
+                      run_fingerprint=run_fingerprint, monitor=monitor, extra_callbacks=extra_callbacks,
+                      from_chief=plan.from_chief)
+    try:
+        history, seconds = steps.run(batch_iterator(cfg, train_split, classes, plan, steps.step))
+    except tf.errors.OpError as exc:
+        if plan.cluster is None:
+            raise
+        kept = f"the chief's last checkpoint is step {steps.last_saved}" if steps.last_saved else "no checkpoint yet"
+        raise GanopsError(f"{plan.cluster.describe()}: multi-worker training stopped at step {steps.step} "
+                          f"({type(exc).__name__}: {_first_line(exc.message)}); {kept}: restart every task of the "
+                          "cluster to resume") from None
     return TrainResult(gan=gan, history=history, seconds=seconds, total_seconds=steps.seconds_before + seconds,
                        steps=steps.step, stopped_by_budget=steps.budget.exhausted,
                        resumed_from=resumed.step if resumed else None, plan=plan)
+
+
+def work(cfg: TrainConfig, prepared_dir: str | Path, scratch_dir: str | Path | None = None,
+         say=print) -> TrainResult:
+    """A non-chief task of multi-worker training (`ganops worker`): the chief's steps on this worker's rows of
+    every batch, from the chief's state. It writes nothing but, with `scratch_dir`, its own checkpoints there;
+    the chief's train stage writes the products, checkpoints and MLflow record."""
+    plan = devices.plan(cfg)  # first: multi-worker set-up precedes every TensorFlow op
+    if plan.is_chief:
+        where = f"the chief ({plan.cluster.describe()})" if plan.cluster else "not in a multi-worker cluster"
+        raise GanopsError(f"worker: this process is {where}; run the train stage (dvc repro) here, and "
+                          "`ganops worker` on the other tasks of TF_CONFIG's cluster")
+    prepared = artifacts.PreparedData(Path(prepared_dir))
+    info, train_split = prepared.read_info(), prepared.open_split("train")
+    assert plan.cluster is not None
+    say(f"worker: {plan.cluster.describe()}: {plan.describe()}")
+    return train(cfg, train_split, num_classes=class_count(cfg, train_split, info.num_classes),
+                 data_hash=info.data_hash, checkpoint_dir=scratch_dir, plan=plan, say=say)
 
 
 def _interrupted_run(checkpoint_dir: Path | None, run_fingerprint: dict, say) -> str | None:
@@ -228,14 +278,18 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     only for the quality monitor."""
     import mlflow
 
+    plan = devices.plan(cfg)  # first: multi-worker set-up precedes every TensorFlow op
+    if not plan.is_chief:
+        assert plan.cluster is not None
+        raise GanopsError(f"train: this process is {plan.cluster.describe()} of TF_CONFIG's cluster, not its chief; "
+                          "the train stage runs on the chief, the other tasks run `ganops worker`")
+    say(f"train: {plan.describe()}")
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     prepared = artifacts.PreparedData(prepared_dir)
     info, train_split = prepared.read_info(), prepared.open_split("train")
     classes = class_count(cfg, train_split, info.num_classes)
     monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
-    plan = devices.plan(cfg)
-    say(f"train: {plan.describe()}")
     run_fingerprint = checkpoint.fingerprint(cfg, info.data_hash)
     inputs = lineage.Inputs(prepared=prepared_dir, params=_optional_path(params_path),
                             validation=_optional_path(validation_path))
@@ -255,6 +309,14 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     if checkpoint_dir is not None:
         checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=True)
     return result
+
+
+def _first_line(text: str) -> str:
+    """The line of a TensorFlow error message that says what happened: not its "Graph execution error:" or
+    "Detected at node" preamble, not an indented stack line."""
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith((" ", "\t", "Detected at", "Graph execution error"))]
+    return lines[0] if lines else "no message"
 
 
 def _optional_path(path: str | Path | None) -> Path | None:
