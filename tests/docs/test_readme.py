@@ -51,6 +51,9 @@ RULES = (
     # test` just did, so the repository's own pipeline runs here as `dvc repro`.
     Rule(r"^make pipeline$", "as dvc repro"),
     Rule(r"^make help$", "run"),
+    Rule(r"(^TF_CONFIG=|^srun |scontrol show hostnames|SLURM_PROCID)", "skip",
+         "a cluster of hosts; tests/training/test_multi_worker.py runs the chief's stage and `ganops worker` on "
+         "127.0.0.1"),
     Rule(r"^make lint$", "skip", ".ci/run runs it after the tests (it installs the lint extra into the .venv)"),
     Rule(r"^source \.venv/bin/activate$", "skip", "every command here already runs with the venv's bin first "
                                                   "on PATH, which is all activate does"),
