@@ -28,6 +28,8 @@ Examples:
                                     64 PNGs + grid.png from the champion
   ganops generate --model models:/gan-generator/3 -n 16 --seed 7 --out s/
                                     16 PNGs from version 3, seed 7
+  ganops generate --per-class 100 --out synthetic/
+                                    a conditional champion's 100 images a class, in class folders
   TF_CONFIG=... ganops worker --prepared data/prepared
                                     a non-chief task of multi-worker training
   ganops COMMAND --help             a command's options
@@ -36,6 +38,7 @@ Examples:
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False)
 
+DEFAULT_COUNT = 64  # images `ganops generate` writes without -n
 ParamsOption = Annotated[Path, typer.Option("--params", metavar="FILE",
                                             help="params.yaml with the register and promote sections")]
 
@@ -101,7 +104,12 @@ def generate(
         "--model", metavar="URI",
         help="model URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..., or a folder); "
              "default models:/<register.model_name>@<register.champion_alias> from --params")] = None,
-    count: Annotated[int, typer.Option("-n", "--count", min=1, metavar="N", help="number of images")] = 64,
+    count: Annotated[int | None, typer.Option(
+        "-n", "--count", min=1, metavar="N", help="number of images (default 64)")] = None,
+    per_class: Annotated[int | None, typer.Option(
+        "--per-class", min=1, metavar="N",
+        help="conditional generators: N images of every class, in class sub-folders of --out (a labelled "
+             "dataset for the folder source or any image classifier tool)")] = None,
     seed: Annotated[int, typer.Option(
         "--seed", min=0, metavar="INT", help="seed of the latent draws: same seed, same images")] = 0,
     label: Annotated[int | None, typer.Option(
@@ -109,15 +117,23 @@ def generate(
         help="class to draw, for a conditional generator (default: drawn at random)")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Write N images (-n) from a registered generator into --out as PNGs, plus grid.png."""
+    """Write N images (-n) from a registered generator into --out as PNGs, plus grid.png; or, with --per-class,
+    N images of every class into --out/<class>/."""
+    from ganops.errors import GanopsError
     from ganops.registry import serving
 
+    if per_class is not None and (count is not None or label is not None):
+        raise GanopsError("--per-class writes every class: give it without -n/--count and --label")
     if model is None:
         from ganops.config import load_params
 
         cfg = load_params(params).registry
         model = f"models:/{cfg.model_name}@{cfg.champion_alias}"
-    written = serving.generate_pngs(model, count, seed, label, out)
+    if per_class is not None:
+        written = serving.generate_class_folders(model, per_class, seed, out)
+        print(f"wrote {written} images ({per_class} a class) into class folders of {out} from {model}", flush=True)
+        return
+    written = serving.generate_pngs(model, count or DEFAULT_COUNT, seed, label, out)
     print(f"wrote {written} images and grid.png to {out} from {model}", flush=True)
 
 

@@ -22,14 +22,15 @@ IMAGE_SHAPE = (8, 8, 1)
 LATENT_DIM = 4
 
 
-def save_tiny_generator(path: Path, seed: int = 0) -> Path:
-    """A real (untrained) Keras generator from the project's own builder, on tiny shapes."""
+def save_tiny_generator(path: Path, seed: int = 0, num_classes: int = 0) -> Path:
+    """A real (untrained) Keras generator from the project's own builder, on tiny shapes (conditional on
+    `num_classes` labels when given)."""
     import keras
 
     from ganops.models.networks import build_pair
 
     keras.utils.set_random_seed(seed)
-    generator, _ = build_pair("mlp", LATENT_DIM, IMAGE_SHAPE, base_filters=4)
+    generator, _ = build_pair("mlp", LATENT_DIM, IMAGE_SHAPE, base_filters=4, num_classes=num_classes)
     generator.save(path)
     return path
 

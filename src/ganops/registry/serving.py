@@ -48,7 +48,7 @@ from mlflow.types.schema import (
     TensorSpec,
 )
 
-from ganops import imaging, tracking
+from ganops import artifacts, imaging, tracking
 from ganops.errors import GanopsError
 
 OUTPUT_FORMATS = ("array", "png")
@@ -294,3 +294,23 @@ def generate_pngs(model_uri: str, count: int, seed: int, label: int | None, out_
                      imaging.grid(images, upscale=imaging.upscale_for_display(images.shape[1])))
     return len(images)
 
+
+
+def generate_class_folders(model_uri: str, per_class: int, seed: int, out_dir: str | Path) -> int:
+    """A labelled image set from a conditional generator: `per_class` PNGs of every class in `out_dir/<class>/`,
+    the layout the folder source reads back with the folder names as labels. The folder must be new or empty;
+    it appears whole or not at all. Class c's latents come from seed `seed × classes + c`."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise GanopsError(f"{out_dir}: exists and is not an empty folder; give a new one for --per-class")
+    model = generator_model(load(model_uri))
+    classes = model.num_classes
+    if not classes:
+        raise GanopsError(f"{model_uri}: --per-class needs a conditional generator; this one is unconditional")
+    width = max(4, len(str(per_class - 1)))
+    with artifacts.atomic_path(out_dir) as tmp:
+        for label in range(classes):
+            images = model.images(per_class, seed * classes + label, label)
+            for index, image in enumerate(imaging.to_uint8(images)):
+                imaging.save_png(tmp / str(label) / f"{index:0{width}d}.png", image)
+    return classes * per_class
