@@ -164,6 +164,9 @@ class EvaluateConfig(_Section):
     kid_subsets: int = Field(100, ge=2)  # KID is averaged over this many subsets; their spread is its error
     bootstrap_replicates: int = Field(200, ge=20)  # resamples behind every interval and the gate's paired test
     confidence: float = Field(0.95, gt=0.5, lt=1.0)  # of every interval
+    # Conditional generators: the Classification Accuracy Score's two classifiers train at least this many steps
+    # each (evaluation/cas.py); 0 leaves the score out.
+    cas_steps: int = Field(1000, ge=0)
     seed: int = 0  # the reference draw, the baselines and the bootstrap: keep it to compare versions pairwise
 
 

@@ -73,6 +73,10 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("conditional_accuracy", "higher", "none", classes=True, conditional=True, description=(
         "Conditional generators: classifier accuracy on samples of the requested class (floor: the "
         "reference with its true labels).")),
+    MetricSpec("cas", "higher", "bootstrap", classes=True, conditional=True, description=(
+        "Conditional generators: Classification Accuracy Score (Ravuri & Vinyals 2019), the real test "
+        "accuracy of a classifier trained on the generated labelled samples alone (floor: the same "
+        "classifier trained on as many real train images); interval resamples the test images.")),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 GATE_METRICS = tuple(spec.name for spec in SPECS if spec.gate)
@@ -89,8 +93,8 @@ SET_DESCRIPTIONS = {
     "noisy_train": "train images plus N(0, 0.3²) pixel noise, clipped: right shapes, wrong texture",
 }
 # Metrics not measured on the baselines: copying needs images not drawn from train (the floor is a
-# validation sample), and the ratio is the model's and the floor's only.
-MODEL_AND_FLOOR_ONLY = ("copying", "fd_infinity")
+# validation sample), the ratio is the model's and the floor's only, and CAS trains a classifier per set.
+MODEL_AND_FLOOR_ONLY = ("copying", "fd_infinity", "cas")
 
 
 def interval_keys(name: str) -> tuple[str, str]:

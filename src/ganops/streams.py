@@ -21,9 +21,10 @@ from ganops import shards
 class Rows(Protocol):
     """A split that reads rows on demand: `shards.ShardedSplit` or an in-memory `artifacts.Split`."""
 
-    dtype: np.dtype
-
     def __len__(self) -> int: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
 
     @property
     def shape(self) -> tuple[int, ...]: ...

@@ -51,6 +51,8 @@ RULES = (
     # test` just did, so the repository's own pipeline runs here as `dvc repro`.
     Rule(r"^make pipeline$", "as dvc repro"),
     Rule(r"^make help$", "run"),
+    Rule(r"^ganops generate .*--per-class", "skip", "needs a conditional champion (the README's is unconditional); "
+         "tests/serving/test_generate.py runs it on one and reads the folders back"),
     Rule(r"(^TF_CONFIG=|^srun |scontrol show hostnames|SLURM_PROCID)", "skip",
          "a cluster of hosts; tests/training/test_multi_worker.py runs the chief's stage and `ganops worker` on "
          "127.0.0.1"),

@@ -18,7 +18,7 @@ SHRINK: dict[str, dict] = {
     "featurize": {"epochs": 3, "min_steps": 0, "feature_dim": 16},
     # max_seconds null: a run trains exactly its epochs, however busy the machine.
     "train": {"epochs": 2, "batch_size": 32, "latent_dim": 16, "base_filters": 8, "max_seconds": None},
-    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5},
+    "evaluate": {"num_samples": 60, "bootstrap_replicates": 20, "kid_subsets": 5, "cas_steps": 50},
 }
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ganops import artifacts, imaging, lineage, metric_specs, streams
 from ganops.config import EvaluateConfig
-from ganops.evaluation import baselines, report
+from ganops.evaluation import baselines, cas, report
 from ganops.features import featurizer as featurizer_lib
 from ganops.features import metrics, quality
 from ganops.models import sampling
@@ -96,6 +96,9 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
     reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
     class_results, class_table = class_metrics(featurizer.num_classes, model_probs, real_probs,
                                                reference.probabilities, generated_labels, reference_labels)
+    if generated_labels is not None and reference_labels is not None:
+        class_results.update(cas.scores(cfg, generated, generated_labels, train_split, real_index, test_split,
+                                        featurizer.num_classes))
     _merge_class_results(results, class_results)
     return Evaluation(results, evidence, class_table, neighbours, generated,
                       generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
@@ -255,11 +258,13 @@ def summary_line(results: dict, featurizer: featurizer_lib.Featurizer) -> str:
 
     real = results[metric_specs.REAL]
     baseline_text = "  ".join(f"{name} {fd(results[name])}" for name in metric_specs.BASELINES)
+    cas_text = f"  cas {results['cas']:.3f} (real {real['cas']:.3f})" if "cas" in results else ""
     return (f"fd {fd(results)} = {results['fd_ratio']:.3g}x the real floor {fd(real)}; baselines: {baseline_text}  "
             f"precision {results['precision']:.3f} (real {real['precision']:.3f})  recall {results['recall']:.3f} "
             f"(real {real['recall']:.3f})  copying {results['copying']:.3f} (real {real['copying']:.3f}, up to "
-            f"{real['copying_high']:.3f})  (n={results['num_samples']}, {results['confidence']:.0%} intervals over "
-            f"{results['bootstrap_replicates']} bootstrap replicates, {featurizer.kind} {featurizer.hash})")
+            f"{real['copying_high']:.3f}){cas_text}  (n={results['num_samples']}, {results['confidence']:.0%} "
+            f"intervals over {results['bootstrap_replicates']} bootstrap replicates, {featurizer.kind} "
+            f"{featurizer.hash})")
 
 
 def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, featurizer_path: str | Path,

@@ -1,0 +1,61 @@
+"""Classification Accuracy Score (Ravuri & Vinyals 2019): how well a classifier trained on a conditional
+generator's labelled samples alone classifies the real test split — whether the samples could stand in for
+labelled data, the use that enlarging a dataset with a GAN promises. Its floor is the same classifier, trained
+the same way on as many real training images.
+
+Both classifiers are the featurize stage's classifier network, trained by `featurizer.train` with the
+featurize defaults (`FeaturizeConfig()`: not the project's featurize section, so scores compare across
+projects' settings) for at least `evaluate.cas_steps` steps. Each is scored on every test image; the interval
+resamples the test images (the same draws for both), so the two scores compare pairwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganops import artifacts, streams
+from ganops.config import EvaluateConfig, FeaturizeConfig
+from ganops.features import featurizer as featurizer_lib
+from ganops.features import metrics
+
+NAME = "cas"  # the metric_specs name
+
+
+def _test_correct(classifier: featurizer_lib.Featurizer, test_split: streams.Rows, chunk: int = 4096) -> np.ndarray:
+    """1 for each test image the classifier labels right, else 0, read in chunks."""
+    assert test_split.labels is not None
+    correct = []
+    for start in range(0, len(test_split), chunk):
+        rows = np.arange(start, min(start + chunk, len(test_split)))
+        correct.append(classifier.probabilities(test_split.signed(rows)).argmax(axis=1) == test_split.labels[rows])
+    return np.concatenate(correct).astype(np.float64)
+
+
+def _accuracy_on_test(cfg: EvaluateConfig, images: np.ndarray, labels: np.ndarray, test_split: streams.Rows,
+                      num_classes: int) -> np.ndarray:
+    """Train the classifier on (images, labels) and return its per-test-image correctness."""
+    recipe = FeaturizeConfig(min_steps=cfg.cas_steps, seed=cfg.seed)
+    training = artifacts.Split(images=images, labels=labels.astype(np.int64))
+    classifier, _ = featurizer_lib.train(recipe, training, test_split, num_classes)
+    return _test_correct(classifier, test_split)
+
+
+def scores(cfg: EvaluateConfig, generated: np.ndarray, generated_labels: np.ndarray, train_split: streams.Rows,
+           real_index: np.ndarray, test_split: streams.Rows, num_classes: int) -> dict:
+    """CAS of the generated set and its floor (a classifier trained on the train images at `real_index`, as
+    many as generated), with intervals over bootstrap resamples of the test images: `cas`, `cas_low`,
+    `cas_high` and the same keys suffixed `_real`; with `evaluate.cas_steps` 0, only why it is omitted."""
+    if not cfg.cas_steps:
+        return {"omitted": {NAME: "evaluate.cas_steps is 0"}}
+    assert train_split.labels is not None
+    real_images = train_split.signed(real_index)
+    correct = {"": _accuracy_on_test(cfg, generated, generated_labels, test_split, num_classes),
+               "_real": _accuracy_on_test(cfg, real_images, train_split.labels[real_index], test_split, num_classes)}
+    draws = metrics.BootstrapDraws.draw(len(test_split), cfg.bootstrap_replicates, cfg.seed + 1)
+    results: dict[str, float] = {}
+    for suffix, indicators in correct.items():
+        estimate = float(indicators.mean())
+        replicates = metrics.indicator_replicates(indicators, draws.sample)
+        low, high = metrics.percentile_interval(metrics.centred_replicates(replicates, estimate), cfg.confidence)
+        results.update({f"{NAME}{suffix}": estimate, f"{NAME}_low{suffix}": low, f"{NAME}_high{suffix}": high})
+    return results
