@@ -117,6 +117,8 @@ def test_two_workers_train_resume_after_a_killed_worker_and_agree(prepared_digit
     assert (tmp_path / "gan" / "generator.keras").exists()
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert len(runs) == 1 and runs[0].data.params["runtime.workers"] == "2"
+    assert runs[0].data.params["runtime.strategy"] == "MultiWorkerMirroredStrategy"
+    assert "train: 2 workers, 2× cpu (MultiWorkerMirroredStrategy), float32" in cluster.log(0)
     assert runs[0].data.metrics["train_steps"] == EPOCHS * STEPS_PER_EPOCH
 
 

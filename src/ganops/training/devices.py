@@ -54,6 +54,11 @@ class DevicePlan:
         return self.strategy.num_replicas_in_sync
 
     @property
+    def strategy_name(self) -> str:
+        # TensorFlow's class behind MultiWorkerMirroredStrategy is called CollectiveAllReduceStrategy.
+        return "MultiWorkerMirroredStrategy" if self.cluster else type(self.strategy).__name__
+
+    @property
     def workers(self) -> int:
         return self.cluster.size if self.cluster else 1
 
@@ -90,12 +95,12 @@ class DevicePlan:
         """The choices as MLflow params (`runtime.*`, apart from the `train.*` settings that asked for them)."""
         return {"runtime.device": self.device, "runtime.devices": ",".join(self.devices),
                 "runtime.workers": self.workers, "runtime.replicas": self.replicas,
-                "runtime.strategy": type(self.strategy).__name__,
+                "runtime.strategy": self.strategy_name,
                 "runtime.precision": self.precision, "runtime.jit_compile": self.jit_compile}
 
     def describe(self) -> str:
         where = f"{self.workers} workers, " if self.cluster else ""
-        return (f"{where}{self.replicas}× {self.device} ({type(self.strategy).__name__}), {self.precision}, "
+        return (f"{where}{self.replicas}× {self.device} ({self.strategy_name}), {self.precision}, "
                 f"XLA {'on' if self.jit_compile else 'off'}")
 
     @contextlib.contextmanager
