@@ -31,7 +31,7 @@ def _test_correct(classifier: featurizer_lib.Featurizer, test_split: streams.Row
     return np.concatenate(correct).astype(np.float64)
 
 
-def _accuracy_on_test(cfg: EvaluateConfig, images: np.ndarray, labels: np.ndarray, test_split: streams.Rows,
+def correct_on_test(cfg: EvaluateConfig, images: np.ndarray, labels: np.ndarray, test_split: streams.Rows,
                       num_classes: int) -> np.ndarray:
     """Train the classifier on (images, labels) and return its per-test-image correctness."""
     recipe = FeaturizeConfig(min_steps=cfg.cas_steps, seed=cfg.seed)
@@ -49,8 +49,8 @@ def scores(cfg: EvaluateConfig, generated: np.ndarray, generated_labels: np.ndar
         return {"omitted": {NAME: "evaluate.cas_steps is 0"}}
     assert train_split.labels is not None
     real_images = train_split.signed(real_index)
-    correct = {"": _accuracy_on_test(cfg, generated, generated_labels, test_split, num_classes),
-               "_real": _accuracy_on_test(cfg, real_images, train_split.labels[real_index], test_split, num_classes)}
+    correct = {"": correct_on_test(cfg, generated, generated_labels, test_split, num_classes),
+               "_real": correct_on_test(cfg, real_images, train_split.labels[real_index], test_split, num_classes)}
     draws = metrics.BootstrapDraws.draw(len(test_split), cfg.bootstrap_replicates, cfg.seed + 1)
     results: dict[str, float] = {}
     for suffix, indicators in correct.items():
