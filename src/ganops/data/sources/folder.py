@@ -11,18 +11,24 @@ Decoding runs in a process pool: PIL's per-file work is mostly Python, so thread
 
 from __future__ import annotations
 
+import collections
+import itertools
 import multiprocessing
 import os
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
-    LoadedImages,
+    CHUNK_IMAGES,
+    ImageStream,
+    UnreadableFile,
     existing,
     finish,
     unit_from_integers,
@@ -33,6 +39,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 PARALLEL_FROM = 2000  # fewer files decode faster in-process than a pool starts
 _CHUNK = 1000  # files per pool task
 _GRAY, _COLOUR = "grayscale", "RGB"
+_T = TypeVar("_T")
 
 
 def _decode(path: str) -> tuple[np.ndarray | None, str]:
@@ -47,11 +54,9 @@ def _decode(path: str) -> tuple[np.ndarray | None, str]:
                 Image.open(path) as opened:
             opened.load()
             image: Image.Image = opened
-            mode = image.mode
-            if mode in ("1", "LA"):
-                image, mode = image.convert("L"), "L"
-            elif mode not in ("L", "RGB") and not mode.startswith("I;16"):
-                image, mode = image.convert("RGB"), "RGB"
+            mode = _decoded_mode(image.mode)
+            if mode != image.mode:
+                image = image.convert(mode)
             pixels = np.asarray(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
@@ -62,21 +67,61 @@ def _decode(path: str) -> tuple[np.ndarray | None, str]:
     return (pixels if pixels.ndim == 3 else pixels[..., None]), kind
 
 
+def _decoded_mode(mode: str) -> str:
+    """The mode a file of `mode` is decoded in: L, RGB or 16-bit grayscale as they are, else L or RGB."""
+    if mode in ("1", "LA"):
+        return "L"
+    return mode if mode in ("L", "RGB") or mode.startswith("I;16") else "RGB"
+
+
+def _probe(path: str) -> tuple[tuple[int, int, int] | None, str]:
+    """(height, width, channels) and kind from the file's header alone (no pixels decoded), or (None, the
+    problem): what `_decode` will return, known before any pixels are. PIL checks the pixel limit here."""
+    try:
+        with warnings.catch_warnings(action="error", category=Image.DecompressionBombWarning), \
+                Image.open(path) as opened:
+            width, height = opened.size
+            mode = _decoded_mode(opened.mode)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        return None, f"cannot read image ({exc})"
+    colour = mode == "RGB"
+    return (height, width, 3 if colour else 1), _COLOUR if colour else _GRAY
+
+
 def _decode_many(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
     return [_decode(p) for p in paths]
 
 
+def _probe_many(paths: list[str]) -> list[tuple[tuple[int, int, int] | None, str]]:
+    return [_probe(p) for p in paths]
+
+
 def decode_all(paths: list[str], workers: int | None = None) -> list[tuple[np.ndarray | None, str]]:
     """Decode `paths` in order; in a process pool of `workers` (default: the CPUs this process may use)."""
+    return list(_in_order(_decode_many, paths, workers))
+
+
+def _in_order(work: Callable[[list[str]], list[_T]], paths: list[str], workers: int | None) -> Iterator[_T]:
+    """`work` over `paths` in tasks of `_CHUNK`, results in order, in a process pool of `workers` (default: the
+    CPUs this process may use) with at most two tasks a worker ahead of the consumer: memory stays bounded."""
     if workers is None:
         workers = 1 if len(paths) < PARALLEL_FROM else len(os.sched_getaffinity(0))
     if workers < 2:
-        return _decode_many(paths)
-    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+        for start in range(0, len(paths), _CHUNK):
+            yield from work(paths[start:start + _CHUNK])
+        return
+    tasks = iter(range(0, len(paths), _CHUNK))
     # forkserver: forking a parent that already runs library threads (pyarrow, BLAS) can deadlock.
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-        return [result for chunk in pool.map(_decode_many, chunks) for result in chunk]
+    with ProcessPoolExecutor(min(workers, -(-len(paths) // _CHUNK)), mp_context=context) as pool:
+        pending = collections.deque(pool.submit(work, paths[start:start + _CHUNK])
+                                    for start in itertools.islice(tasks, 2 * workers))
+        while pending:
+            done = pending.popleft().result()
+            for start in itertools.islice(tasks, 1):
+                pending.append(pool.submit(work, paths[start:start + _CHUNK]))
+            yield from done
 
 
 def _images_under(folder: Path) -> list[Path]:
@@ -108,44 +153,63 @@ def _list(root: Path) -> tuple[list[Path], list[int] | None, dict[int, str] | No
     return files, labels, dict(sorted(zip(numbers, names, strict=True)))
 
 
-def load(cfg: DataConfig, workers: int | None = None) -> LoadedImages:
+def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES, workers: int | None = None,
+                unreadable: Mapping[str, str] | None = None) -> ImageStream:
+    """The listing and every file's header up front; the pixels decoded as they are asked for.
+    `unreadable`: files found unreadable by an earlier pass (their headers were fine, their pixels not)."""
     root = existing(cfg.path, "folder")
     files, labels, classes = _list(root)
-    decoded = decode_all([str(p) for p in files], workers)
-
-    unreadable = [(str(f), problem) for f, (pixels, problem) in zip(files, decoded, strict=True) if pixels is None]
-    if unreadable and not cfg.skip_unreadable:
-        first_file, problem = unreadable[0]
-        more = f" ({len(unreadable) - 1} more unreadable files)" if len(unreadable) > 1 else ""
+    probed = list(_in_order(_probe_many, [str(p) for p in files], workers))
+    problems = {str(f): problem for f, (shape, problem) in zip(files, probed, strict=True) if shape is None}
+    problems |= dict(unreadable or {})
+    bad = [(str(f), problems[str(f)]) for f in files if str(f) in problems]
+    if bad and not cfg.skip_unreadable:
+        first_file, problem = bad[0]
+        more = f" ({len(bad) - 1} more unreadable files)" if len(bad) > 1 else ""
         raise GanopsError(f"{first_file}: {problem}{more}; set data.skip_unreadable: true to skip them")
-    kept = [(i, pixels) for i, (pixels, _) in enumerate(decoded) if pixels is not None]
-    keep = [i for i, _ in kept]
-    kept_pixels = [pixels for _, pixels in kept]
+    keep = [i for i, f in enumerate(files) if str(f) not in problems]
     if not keep:
         raise GanopsError(f"{root}: none of the {len(files)} images could be read")
 
     first_of_kind: dict[str, Path] = {}
     for i in keep:
-        first_of_kind.setdefault(decoded[i][1], files[i])
+        first_of_kind.setdefault(probed[i][1], files[i])
     if len(first_of_kind) > 1 and not cfg.convert_mixed_channels:
         raise GanopsError(f"{root}: mixed channel counts: {first_of_kind[_GRAY]} is grayscale, "
                           f"{first_of_kind[_COLOUR]} is RGB; set data.convert_mixed_channels: true to "
                           f"convert all to data.channels ({cfg.channels})")
-
-    # Resize in groups of one original shape and dtype: each group is one batched matrix product.
-    images01 = np.empty((len(keep), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.float32)
-    groups: dict[tuple, list[int]] = {}
-    for position, pixels in enumerate(kept_pixels):
-        groups.setdefault((pixels.shape, pixels.dtype.str), []).append(position)
-    for positions in groups.values():
-        batch = np.stack([kept_pixels[p] for p in positions])
-        images01[positions] = finish(unit_from_integers(batch), cfg, str(root))
-    orig_shapes = np.array([pixels.shape for pixels in kept_pixels], dtype=np.int64)
-    return LoadedImages(
-        images=images01,
+    kept_files = [str(files[i]) for i in keep]
+    return ImageStream(
+        count=len(keep),
         labels=np.array([labels[i] for i in keep], dtype=np.int64) if labels is not None else None,
         sources=[str(files[i].relative_to(root)) for i in keep],
-        orig_shapes=orig_shapes,
+        orig_shapes=np.array([probed[i][0] for i in keep], dtype=np.int64),
+        chunks=_decoded_chunks(kept_files, cfg, chunk_images, workers, str(root)),
         classes=classes,
-        skipped=[(f, problem) for f, problem in unreadable],
+        skipped=bad,
     )
+
+
+def _decoded_chunks(files: list[str], cfg: DataConfig, chunk_images: int, workers: int | None, where: str
+                    ) -> Iterator[np.ndarray]:
+    """The files' pixels, `chunk_images` at a time: each piece resized in groups of one original shape and dtype,
+    each group one batched matrix product (`common.RESIZE_CHUNK`: a piece of images all of one shape is cut where a
+    whole-folder resize would cut it). A file whose header was fine but whose pixels are not raises
+    `UnreadableFile` when skipping is on (the caller opens the folder again without it), else fails."""
+    decoded = _in_order(_decode_many, files, workers)
+    for start in range(0, len(files), chunk_images):
+        piece = list(itertools.islice(decoded, chunk_images))
+        for file, (pixels, problem) in zip(files[start:], piece, strict=False):
+            if pixels is None:
+                if cfg.skip_unreadable:
+                    raise UnreadableFile(file, problem)
+                raise GanopsError(f"{file}: {problem}; set data.skip_unreadable: true to skip them")
+        images01 = np.empty((len(piece), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.float32)
+        groups: dict[tuple, list[int]] = {}
+        for position, (pixels, _) in enumerate(piece):
+            assert pixels is not None
+            groups.setdefault((pixels.shape, pixels.dtype.str), []).append(position)
+        for positions in groups.values():
+            batch = np.stack([piece[p][0] for p in positions])  # type: ignore[misc]  # checked above
+            images01[positions] = finish(unit_from_integers(batch), cfg, where)
+        yield images01
