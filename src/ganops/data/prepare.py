@@ -26,7 +26,9 @@ from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.errors import GanopsError
 
-_CHUNK_IMAGES = 1024  # images per task: a chunk's pixels stay in cache while quantised, summarised, hashed
+# Images per task: at most 1,024 and 1 MiB of uint8 pixels, so a task's pixels (and their 4× larger float32
+# statistics temporaries) stay in cache while quantised, summarised and hashed, and bounded for large images.
+_TASK_IMAGES, _TASK_BYTES = 1024, 1 << 20
 
 
 def image_hashes(images: np.ndarray) -> list[str]:
@@ -66,16 +68,16 @@ def quantize_and_summarise(images: np.ndarray, rows: np.ndarray, pool: Executor 
     """`images[rows]` as uint8 (the prepared pixels), each image's statistics on the [-1, 1] scale and the
     sha1 of its uint8 bytes.
 
-    In chunks of `_CHUNK_IMAGES`, in order, on every core (numpy and sha1 of buffers over 2 KB release the
-    GIL): `pool`, or a pool of this process's CPUs made for the call.
+    In tasks of `_TASK_IMAGES` images or `_TASK_BYTES`, in order, on every core (numpy and sha1 of buffers
+    over 2 KB release the GIL): `pool`, or a pool of this process's CPUs made for the call.
     """
     if pool is None:
         with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as own:
             return quantize_and_summarise(images, rows, own)
     quantized = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
-    starts = range(0, len(rows), _CHUNK_IMAGES)
-    parts = list(pool.map(lambda s: _quantize_chunk(
-        images, rows[s:s + _CHUNK_IMAGES], quantized[s:s + _CHUNK_IMAGES]), starts))
+    step = max(1, min(_TASK_IMAGES, _TASK_BYTES // max(1, math.prod(images.shape[1:]))))
+    parts = list(pool.map(lambda s: _quantize_chunk(images, rows[s:s + step], quantized[s:s + step]),
+                          range(0, len(rows), step)))
     columns: list[np.ndarray] = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0)
                                  for i in range(5)]
     statistics: dict[str, np.ndarray] = {
@@ -198,25 +200,24 @@ def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
             f"rerun prepare (copy it there and `dvc add` it; see {raw_dir}/README.md)")
 
 
-def read_ahead(pieces: Iterator[np.ndarray], depth: int = 1) -> Iterator[np.ndarray]:
-    """`pieces` produced in a background thread, at most `depth` ahead: the source reads and decodes the next
-    piece (zlib, file reads and numpy copies release the GIL) while this one is quantised. The source's error
-    is raised here, in order; leaving early stops the thread and closes `pieces` (its files, its pool)."""
-    ready: queue.Queue[tuple[np.ndarray | None, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def read_ahead(pieces: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`pieces` produced in a background thread, one ahead: the source reads and decodes the next piece (zlib,
+    file reads and numpy copies release the GIL) while this one is quantised, and no more than those two exist
+    at once. The source's error is raised here, in order; leaving early stops the thread and closes `pieces`
+    (its files, its worker pool)."""
+    ready: queue.Queue[tuple[np.ndarray | None, BaseException | None]] = queue.Queue()
+    room, stop = threading.Semaphore(1), threading.Event()  # room: the next piece may be made
 
     def produce() -> None:
         try:
-            for piece in pieces:
-                while not stop.is_set():
-                    try:
-                        ready.put((piece, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            while True:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                piece = next(pieces, None)
+                ready.put((piece, None))
+                if piece is None:
                     return
-            ready.put((None, None))
         except BaseException as exc:  # handed to the consumer
             ready.put((None, exc))
         finally:
@@ -227,11 +228,13 @@ def read_ahead(pieces: Iterator[np.ndarray], depth: int = 1) -> Iterator[np.ndar
     try:
         while True:
             piece, error = ready.get()
+            room.release()
             if error is not None:
                 raise error
             if piece is None:
                 return
             yield piece
+            del piece  # before the next one is waited for: two pieces at most
     finally:
         stop.set()
         producer.join()
@@ -305,15 +308,12 @@ def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: li
     start = 0
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
         for piece in read_ahead(stream.chunks):
-            rows = np.flatnonzero(split_of[start:start + len(piece)] >= 0)
-            quantized, statistics, hashes = quantize_and_summarise(piece, rows, pool)
-            split_of_row = split_of[start + rows]
+            piece_splits = split_of[start:start + len(piece)]
             for number, writer in enumerate(writers):
-                mine = np.flatnonzero(split_of_row == number)
-                source_rows = start + rows[mine]
-                writer.append(quantized[mine], stream.labels[source_rows] if stream.labels is not None else None)
-                parts[number].append((source_rows, {k: v[mine] for k, v in statistics.items()},
-                                      [hashes[i] for i in mine]))
+                rows = np.flatnonzero(piece_splits == number)
+                quantized, statistics, hashes = quantize_and_summarise(piece, rows, pool)
+                writer.append(quantized, stream.labels[start + rows] if stream.labels is not None else None)
+                parts[number].append((start + rows, statistics, hashes))
             start += len(piece)
     if start != stream.count:
         raise GanopsError(f"{stream.sources[0] if stream.count else '?'}: the source gave {start:,} images "
