@@ -191,3 +191,21 @@ def test_peak_memory_does_not_grow_with_the_data(tmp_path):
     peak = peak_resident_bytes(json.dumps(cfg), str(tmp_path / "prepared"))
     assert artifacts.PreparedData(tmp_path / "prepared").read_info().train_count > 0
     assert peak - baseline < data_bytes / 2, f"peak {peak / 2**20:.0f} MB over {baseline / 2**20:.0f} MB"
+
+
+def test_a_folder_file_that_fails_mid_stream_is_skipped_by_a_second_pass(tmp_path):
+    """Files are counted readable until decoded; a truncated one found in a later piece (skipping on) sends
+    prepare through the folder again without it: the same output as a folder that never held it."""
+    images, labels = sample_images(count=30, side=8, classes=2, seed=3)
+    whole = write_folder(tmp_path / "whole", images, labels)
+    without = write_folder(tmp_path / "without", images, labels)
+    victim = whole / "1" / "00025.png"
+    victim.write_bytes(victim.read_bytes()[:60])
+    (without / "1" / "00025.png").unlink()
+    skipping = prepare.run(DataConfig(source="folder", path=str(whole), image_size=8, skip_unreadable=True),
+                           tmp_path / "a", chunk_images=7)
+    assert skipping == prepare.run(DataConfig(source="folder", path=str(without), image_size=8), tmp_path / "b",
+                                   chunk_images=7)
+    provenance = artifacts.read_json(tmp_path / "a" / artifacts.PreparedData.SOURCE_FILE)
+    assert [(Path(s["file"]).name, s["problem"][:19]) for s in provenance["skipped"]] == \
+        [("00025.png", "cannot read image (")]

@@ -249,12 +249,12 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None,
     if note:
         print(f"prepare: note: {note}", file=sys.stderr, flush=True)
     unreadable: dict[str, str] = {}
-    while True:  # again without a file whose pixels failed after its header passed: the splits included it
+    while True:  # again without the files a folder could not decode: the splits had counted them
         stream = sources.open_stream(cfg, chunk_images, unreadable)
         try:
             info = _prepare(cfg, stream, Path(out_dir))
         except sources.UnreadableFile as late:
-            unreadable[late.file] = late.problem
+            unreadable |= late.problems
             continue
         for skipped_file, problem in stream.skipped:
             print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)

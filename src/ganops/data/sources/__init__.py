@@ -41,7 +41,8 @@ def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES,
                 unreadable: Mapping[str, str] | None = None) -> ImageStream:
     """The configured source, opened: its per-image facts now, its pixels in pieces of `chunk_images` images.
     Resized images come out the same whatever the piece size when it is a multiple of `common.RESIZE_CHUNK`.
-    `unreadable`: files to skip that an earlier pass found unreadable (`UnreadableFile`; folder source only)."""
+    `unreadable`: files to skip that an earlier pass found unreadable (`UnreadableFile`; folder source only).
+    Some facts may be known only once the pieces have all been read (the folder's `orig_shapes`)."""
     try:
         opener = SOURCES[cfg.source]
     except KeyError:
@@ -63,7 +64,7 @@ def load(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES) -> LoadedImages:
         try:
             pieces = list(stream.chunks)
         except UnreadableFile as late:
-            unreadable[late.file] = late.problem
+            unreadable |= late.problems
             continue
         images = np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
         return LoadedImages(images=images, labels=stream.labels, sources=list(stream.sources),

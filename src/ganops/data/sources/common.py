@@ -84,12 +84,12 @@ class ImageStream:
 
 
 class UnreadableFile(Exception):
-    """A file whose header read fine but whose pixels did not, found while streaming with unreadable files
-    skipped: the counts and splits made up front included it, so the caller opens the source again without it."""
+    """Files that could not be decoded (path → problem), found while streaming with unreadable files skipped:
+    the counts and splits made up front included them, so the caller opens the source again without them."""
 
-    def __init__(self, file: str, problem: str) -> None:
-        super().__init__(f"{file}: {problem}")
-        self.file, self.problem = file, problem
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(f"{len(problems)} unreadable files")
+        self.problems = problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -74,27 +74,8 @@ def _decoded_mode(mode: str) -> str:
     return mode if mode in ("L", "RGB") or mode.startswith("I;16") else "RGB"
 
 
-def _probe(path: str) -> tuple[tuple[int, int, int] | None, str]:
-    """(height, width, channels) and kind from the file's header alone (no pixels decoded), or (None, the
-    problem): what `_decode` will return, known before any pixels are. PIL checks the pixel limit here."""
-    try:
-        with warnings.catch_warnings(action="error", category=Image.DecompressionBombWarning), \
-                Image.open(path) as opened:
-            width, height = opened.size
-            mode = _decoded_mode(opened.mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        return None, f"cannot read image ({exc})"
-    colour = mode == "RGB"
-    return (height, width, 3 if colour else 1), _COLOUR if colour else _GRAY
-
-
 def _decode_many(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
     return [_decode(p) for p in paths]
-
-
-def _probe_many(paths: list[str]) -> list[tuple[tuple[int, int, int] | None, str]]:
-    return [_probe(p) for p in paths]
 
 
 def decode_all(paths: list[str], workers: int | None = None) -> list[tuple[np.ndarray | None, str]]:
@@ -155,61 +136,64 @@ def _list(root: Path) -> tuple[list[Path], list[int] | None, dict[int, str] | No
 
 def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES, workers: int | None = None,
                 unreadable: Mapping[str, str] | None = None) -> ImageStream:
-    """The listing and every file's header up front; the pixels decoded as they are asked for.
-    `unreadable`: files found unreadable by an earlier pass (their headers were fine, their pixels not)."""
+    """The listing up front (files, labels, classes); the pixels decoded as they are asked for, every file
+    counted as readable. When one is not, the rest are decoded to find every such file and the stream fails:
+    with `data.skip_unreadable`, with `UnreadableFile`, and the caller opens the folder again with them in
+    `unreadable` (the counts and splits made up front included them); else with an error naming the first.
+    `orig_shapes` is filled as the pieces are decoded: complete once the stream has ended."""
     root = existing(cfg.path, "folder")
     files, labels, classes = _list(root)
-    probed = list(_in_order(_probe_many, [str(p) for p in files], workers))
-    problems = {str(f): problem for f, (shape, problem) in zip(files, probed, strict=True) if shape is None}
-    problems |= dict(unreadable or {})
-    bad = [(str(f), problems[str(f)]) for f in files if str(f) in problems]
-    if bad and not cfg.skip_unreadable:
-        first_file, problem = bad[0]
-        more = f" ({len(bad) - 1} more unreadable files)" if len(bad) > 1 else ""
-        raise GanopsError(f"{first_file}: {problem}{more}; set data.skip_unreadable: true to skip them")
-    keep = [i for i, f in enumerate(files) if str(f) not in problems]
+    unreadable = unreadable or {}
+    keep = [i for i, f in enumerate(files) if str(f) not in unreadable]
     if not keep:
         raise GanopsError(f"{root}: none of the {len(files)} images could be read")
-
-    first_of_kind: dict[str, Path] = {}
-    for i in keep:
-        first_of_kind.setdefault(probed[i][1], files[i])
-    if len(first_of_kind) > 1 and not cfg.convert_mixed_channels:
-        raise GanopsError(f"{root}: mixed channel counts: {first_of_kind[_GRAY]} is grayscale, "
-                          f"{first_of_kind[_COLOUR]} is RGB; set data.convert_mixed_channels: true to "
-                          f"convert all to data.channels ({cfg.channels})")
-    kept_files = [str(files[i]) for i in keep]
+    orig_shapes = np.zeros((len(keep), 3), dtype=np.int64)
     return ImageStream(
         count=len(keep),
         labels=np.array([labels[i] for i in keep], dtype=np.int64) if labels is not None else None,
         sources=[str(files[i].relative_to(root)) for i in keep],
-        orig_shapes=np.array([probed[i][0] for i in keep], dtype=np.int64),
-        chunks=_decoded_chunks(kept_files, cfg, chunk_images, workers, str(root)),
+        orig_shapes=orig_shapes,
+        chunks=_decoded_chunks([str(files[i]) for i in keep], cfg, chunk_images, workers, root, orig_shapes),
         classes=classes,
-        skipped=bad,
+        skipped=[(str(f), unreadable[str(f)]) for f in files if str(f) in unreadable],
     )
 
 
-def _decoded_chunks(files: list[str], cfg: DataConfig, chunk_images: int, workers: int | None, where: str
-                    ) -> Iterator[np.ndarray]:
-    """The files' pixels, `chunk_images` at a time: each piece resized in groups of one original shape and dtype,
-    each group one batched matrix product (`common.RESIZE_CHUNK`: a piece of images all of one shape is cut where a
-    whole-folder resize would cut it). A file whose header was fine but whose pixels are not raises
-    `UnreadableFile` when skipping is on (the caller opens the folder again without it), else fails."""
+def _decoded_chunks(files: list[str], cfg: DataConfig, chunk_images: int, workers: int | None, root: Path,
+                    orig_shapes: np.ndarray) -> Iterator[np.ndarray]:
+    """The files' pixels, `chunk_images` at a time, decoded in bounded parallel pieces. Each piece is resized in
+    groups of one original shape and dtype, each group one batched matrix product (`common.RESIZE_CHUNK`: a piece
+    of images all of one shape is cut where a whole-folder resize would cut it)."""
     decoded = _in_order(_decode_many, files, workers)
+    first_of_kind: dict[str, str] = {}
     for start in range(0, len(files), chunk_images):
         piece = list(itertools.islice(decoded, chunk_images))
-        for file, (pixels, problem) in zip(files[start:], piece, strict=False):
-            if pixels is None:
-                if cfg.skip_unreadable:
-                    raise UnreadableFile(file, problem)
-                raise GanopsError(f"{file}: {problem}; set data.skip_unreadable: true to skip them")
+        problems = {f: problem for f, (pixels, problem) in zip(files[start:], piece, strict=False) if pixels is None}
+        if problems:
+            _fail(cfg, problems | {f: problem for f, (pixels, problem)
+                                   in zip(files[start + len(piece):], decoded, strict=True) if pixels is None})
+        for file, (_, kind) in zip(files[start:], piece, strict=False):
+            first_of_kind.setdefault(kind, file)
+        if len(first_of_kind) > 1 and not cfg.convert_mixed_channels:
+            raise GanopsError(f"{root}: mixed channel counts: {first_of_kind[_GRAY]} is grayscale, "
+                              f"{first_of_kind[_COLOUR]} is RGB; set data.convert_mixed_channels: true to "
+                              f"convert all to data.channels ({cfg.channels})")
         images01 = np.empty((len(piece), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.float32)
         groups: dict[tuple, list[int]] = {}
         for position, (pixels, _) in enumerate(piece):
             assert pixels is not None
+            orig_shapes[start + position] = pixels.shape
             groups.setdefault((pixels.shape, pixels.dtype.str), []).append(position)
         for positions in groups.values():
-            batch = np.stack([piece[p][0] for p in positions])  # type: ignore[misc]  # checked above
-            images01[positions] = finish(unit_from_integers(batch), cfg, where)
+            batch = np.stack([piece[p][0] for p in positions])  # type: ignore[misc]  # none is None here
+            images01[positions] = finish(unit_from_integers(batch), cfg, str(root))
         yield images01
+
+
+def _fail(cfg: DataConfig, problems: dict[str, str]) -> NoReturn:
+    """Every unreadable file (path → problem): to skip (`UnreadableFile`), or an error naming the first."""
+    if cfg.skip_unreadable:
+        raise UnreadableFile(problems)
+    first_file, problem = next(iter(problems.items()))
+    more = f" ({len(problems) - 1} more unreadable files)" if len(problems) > 1 else ""
+    raise GanopsError(f"{first_file}: {problem}{more}; set data.skip_unreadable: true to skip them")
