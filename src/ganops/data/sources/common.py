@@ -173,20 +173,9 @@ def unit_from_integers(pixels: np.ndarray) -> np.ndarray:
     return np.divide(pixels, full_scale, dtype=np.float32)
 
 
-def unit_from_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]) -> np.ndarray:
-    """Numeric pixels on a 0–255 or a 0–1 scale → float32 [0, 1].
-
-    Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
-    is 0 or 1 would be read as 0–1, which only happens for images that are black anyway.
-    `describe(flat_index)` names the position of a bad value (row, column or index) in the message.
-    Writable float32 input is scaled in place. A source streaming its pixels checks every piece with
-    `check_numbers` first and scales each with the one `numbers_scale` of them all.
-    """
-    return scale_numbers(pixels, numbers_scale(pixels.dtype, check_numbers(pixels, where, describe)))
-
-
 def check_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]) -> float:
-    """Raise on pixels that are not numbers, not finite or outside 0–255; else the largest one (0 if none)."""
+    """Raise on pixels that are not numbers, not finite or outside 0–255; else the largest one (0 if none).
+    `describe(flat_index)` names the position of a bad value (row, column or index) in the message."""
     if pixels.dtype.kind == "b" or pixels.dtype.kind not in "iuf":
         raise GanopsError(f"{where}: pixels must be numbers, got dtype {pixels.dtype}")
     if pixels.dtype == np.uint8:
@@ -205,7 +194,11 @@ def check_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]
 
 
 def numbers_scale(dtype: np.dtype, high: float) -> float:
-    """The full scale of pixels of `dtype` whose largest value is `high` (see `unit_from_numbers`)."""
+    """The full scale of numeric pixels of `dtype` whose largest value over the whole input is `high`.
+
+    Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
+    is 0 or 1 would be read as 0–1, which only happens for images that are black anyway. The scale is one
+    for the whole input, so a source streaming floats finds `high` over all of them before scaling any."""
     return 1.0 if dtype.kind == "f" and high <= 1.0 else 255.0
 
 

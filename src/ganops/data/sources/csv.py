@@ -2,7 +2,7 @@
 
 Every column but `data.label_column` is a pixel, in the order of `image.reshape(-1)` (H, W, C):
 a row of n² values is an n×n grayscale image, one of 3·n² values an n×n RGB image. Pixels are 0–255
-or 0–1 (see `common.unit_from_numbers`). Lines in messages count from 1 with the header as line 1.
+or 0–1 (see `common.numbers_scale`). Lines in messages count from 1 with the header as line 1.
 """
 
 from __future__ import annotations

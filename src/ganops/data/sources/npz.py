@@ -138,7 +138,7 @@ def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES) -> ImageStrea
 def _finished_chunks(path: Path, member_name: str, shape: tuple[int, ...], dtype: np.dtype, cfg: DataConfig,
                      chunk_images: int) -> Iterator[np.ndarray]:
     """The pixels of `x` as the source's result, piece by piece. Floats are 0–1 or 0–255 by their largest value
-    over the whole array (`common.unit_from_numbers`), so they are checked in a first pass and scaled in a
+    over the whole array (`common.numbers_scale`), so they are checked in a first pass and scaled in a
     second; integers have one scale, and each piece is checked as it comes."""
     where, per_image = f"{path}: key 'x'", math.prod(shape[1:])
 
