@@ -277,11 +277,11 @@ def _prepare(cfg: DataConfig, stream: sources.ImageStream, out_dir: Path) -> art
         prepared = artifacts.PreparedData(tmp)
         writers = [artifacts.split_writer(prepared.split_path(name), shape, count, stream.labels is not None)
                    for name, count in zip(artifacts.SPLITS, counts, strict=True)]
-        tables = _write_splits(stream, split_of, writers)
+        tables, hashes = _write_splits(stream, split_of, writers)
         artifacts.write_summary(prepared.summary_path, pd.concat(tables, ignore_index=True))
         data_hash = hashlib.sha1()
-        for table in tables:  # a split's hashes, then its labels
-            data_hash.update("".join(table["hash"]).encode())
+        for table, split_hashes in zip(tables, hashes, strict=True):  # a split's image hashes, then its labels
+            data_hash.update("".join(split_hashes).encode())
             if stream.labels is not None:
                 data_hash.update(table["label"].to_numpy(np.int64).tobytes())
         info = artifacts.DatasetInfo(
@@ -301,9 +301,10 @@ def _prepare(cfg: DataConfig, stream: sources.ImageStream, out_dir: Path) -> art
     return info
 
 
-def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: list) -> list[pd.DataFrame]:
+def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: list
+                  ) -> tuple[list[pd.DataFrame], list[list[str]]]:
     """One pass over the source's pieces: each piece's kept images quantised and summarised (on every core),
-    then appended to their split's shards, in source order. Returns each split's summary table."""
+    then appended to their split's shards, in source order. Returns each split's summary table and hashes."""
     parts: list[list[tuple]] = [[] for _ in writers]  # per split: (source rows, statistics, hashes) per piece
     start = 0
     with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
@@ -319,13 +320,13 @@ def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: li
         raise RuntimeError(f"the source gave {start:,} images of the {stream.count:,} it announced")
     for writer in writers:
         writer.close()
-    tables = []
+    tables, hashes = [], []
     for name, split_parts in zip(artifacts.SPLITS, parts, strict=True):
         rows = np.concatenate([np.empty(0, np.int64)] + [p[0] for p in split_parts])
         statistics = {k: np.concatenate([np.empty(0, np.int64 if k == "nonfinite" else np.float32)]
                                         + [p[1][k] for p in split_parts])
                       for k in ("min", "max", "mean", "std", "nonfinite")}
+        hashes.append([digest for part in split_parts for digest in part[2]])
         tables.append(summary_table(name, stream.labels[rows] if stream.labels is not None else None,
-                                    [stream.sources[r] for r in rows.tolist()], stream.orig_shapes[rows], statistics,
-                                    [h for p in split_parts for h in p[2]]))
-    return tables
+                                    stream.names_at(rows), stream.orig_shapes[rows], statistics, hashes[-1]))
+    return tables, hashes
