@@ -312,15 +312,16 @@ def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: li
             piece_splits = split_of[start:start + len(piece)]
             for number, writer in enumerate(writers):
                 rows = np.flatnonzero(piece_splits == number)
-                quantized, statistics, hashes = quantize_and_summarise(piece, rows, pool)
+                quantized, statistics, digests = quantize_and_summarise(piece, rows, pool)
                 writer.append(quantized, stream.labels[start + rows] if stream.labels is not None else None)
-                parts[number].append((start + rows, statistics, hashes))
+                parts[number].append((start + rows, statistics, digests))
             start += len(piece)
     if start != stream.count:  # a source checks its input's length itself: this would be a source's bug
         raise RuntimeError(f"the source gave {start:,} images of the {stream.count:,} it announced")
     for writer in writers:
         writer.close()
-    tables, hashes = [], []
+    tables: list[pd.DataFrame] = []
+    hashes: list[list[str]] = []
     for name, split_parts in zip(artifacts.SPLITS, parts, strict=True):
         rows = np.concatenate([np.empty(0, np.int64)] + [p[0] for p in split_parts])
         statistics = {k: np.concatenate([np.empty(0, np.int64 if k == "nonfinite" else np.float32)]

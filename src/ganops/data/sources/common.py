@@ -57,17 +57,17 @@ class NumberedNames(Sequence[str]):
     @overload
     def __getitem__(self, index: slice) -> list[str]: ...
 
-    def at(self, rows: list[int]) -> list[str]:
-        """The names of images `rows` (each in range), in one comprehension: no call per name."""
-        prefix, first = self.prefix, self.first
-        return [f"{prefix}{row + first}" for row in rows]
-
     def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
             return [f"{self.prefix}{i + self.first}" for i in range(*index.indices(self.size))]
         if not -self.size <= index < self.size:
             raise IndexError(index)
         return f"{self.prefix}{index % self.size + self.first}"
+
+    def at(self, rows: list[int]) -> list[str]:
+        """The names of images `rows` (each in range), in one comprehension: no call per name."""
+        prefix, first = self.prefix, self.first
+        return [f"{prefix}{row + first}" for row in rows]
 
 
 @dataclasses.dataclass(frozen=True)
