@@ -1,12 +1,13 @@
 """A folder of PNG, JPEG or BMP images: class sub-folders become labels, a flat folder is unlabelled.
 
 Labels: when every class folder's name is a non-negative integer ("0", "1", …) that number is the
-label; otherwise the sorted names are numbered 0, 1, … (`LoadedImages.classes` keeps the names).
+label; otherwise the sorted names are numbered 0, 1, … (`ImageStream.classes` keeps the names).
 Images may differ in size (each is resized). Grayscale-like modes (1, L, LA, 16-bit) count as one
 channel, colour modes (RGB, RGBA, P, CMYK, YCbCr) as three; an alpha channel is dropped. Inputs of
 mixed channel counts are an error unless `data.convert_mixed_channels` is true. Files that cannot be
 decoded fail the stage unless `data.skip_unreadable` is true, which skips and reports each one.
-Decoding runs in a process pool: PIL's per-file work is mostly Python, so threads do not speed it up.
+Decoding runs in a process pool, a bounded number of tasks ahead of the pieces asked for: PIL's per-file
+work is mostly Python, so threads do not speed it up.
 """
 
 from __future__ import annotations

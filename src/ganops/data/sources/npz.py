@@ -3,6 +3,7 @@
 `x` is (N, H, W) or (N, H, W, C) with C 1 or 3, pixels 0–255 (any integer dtype) or 0–1 (floats);
 any other array in the archive is an error, so a misnamed label array is never silently ignored.
 Each array's .npy header is checked against the bytes its member holds before numpy takes memory for it.
+`x` is then read (inflated, for np.savez_compressed) a piece of images at a time; `y` whole.
 """
 
 from __future__ import annotations
