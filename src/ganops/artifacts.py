@@ -151,6 +151,13 @@ def write_split(path: str | Path, split: Split, shard_bytes: int | None = None) 
         shards.write(tmp, pixels, split.labels, shard_bytes)
 
 
+def split_writer(path: str | Path, shape: tuple[int, ...], count: int, labelled: bool) -> shards.ShardWriter:
+    """A split of `count` uint8 images of `shape` written at `path` as it arrives, in pieces (`append`), the index
+    on `close`. `path` must not exist; the caller makes the folder atomic, as prepare does with its whole output."""
+    Path(path).mkdir()
+    return shards.ShardWriter(Path(path), shape, count, labelled)
+
+
 def read_split(path: str | Path) -> Split:
     """A whole split in memory as float32 [-1, 1]: for the small consumers that need all of it at once."""
     pixels, labels = shards.ShardedSplit.open(path).read_all()

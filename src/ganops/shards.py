@@ -24,6 +24,7 @@ import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -70,19 +71,80 @@ def write(folder: Path, images: np.ndarray, labels: np.ndarray | None, shard_byt
     The caller makes it atomic (`artifacts.atomic_path`): the folder appears whole or not at all."""
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"shards hold uint8 NHWC images, got {images.dtype} {images.shape}")
-    capacity = shard_capacity(images.shape[1:], shard_bytes or SHARD_BYTES)
-    entries = []
-    for number, start in enumerate(range(0, len(images), capacity)):
-        piece = np.ascontiguousarray(images[start:start + capacity])
-        entry: dict[str, str | int] = {"images": f"images-{number:05d}.npy", "count": len(piece)}
-        np.save(folder / f"images-{number:05d}.npy", piece)
-        if labels is not None:
-            entry["labels"] = f"labels-{number:05d}.npy"
-            np.save(folder / f"labels-{number:05d}.npy", np.asarray(labels[start:start + capacity], np.int64))
-        entries.append(entry)
-    index = {"format": FORMAT, "count": len(images), "shape": list(images.shape[1:]), "dtype": "uint8",
-             "labelled": labels is not None, "shards": entries}
-    (folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
+    with ShardWriter(folder, images.shape[1:], len(images), labels is not None, shard_bytes) as writer:
+        writer.append(images, labels)
+
+
+class ShardWriter:
+    """A split of a known size written as it arrives, in pieces of any length: each shard's .npy header
+    goes out first (its count is known from the split's size), then its pixels straight from each piece,
+    so nothing is buffered but a shard's labels (8 bytes an image). The bytes are those `np.save` writes.
+    `close` checks that exactly `count` images came and writes the index last."""
+
+    def __init__(self, folder: Path, shape: tuple[int, ...], count: int, labelled: bool,
+                 shard_bytes: int | None = None) -> None:
+        self.folder, self.shape, self.count, self.labelled = folder, tuple(shape), count, labelled
+        self.capacity = shard_capacity(self.shape, shard_bytes or SHARD_BYTES)
+        self.entries: list[dict[str, str | int]] = []
+        self.written = 0  # images appended so far
+        self._file: BinaryIO | None = None
+        self._labels: list[np.ndarray] = []
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.close()
+        elif self._file is not None:
+            self._file.close()
+
+    def append(self, images: np.ndarray, labels: np.ndarray | None) -> None:
+        if images.dtype != np.uint8 or images.shape[1:] != self.shape:
+            raise ValueError(f"shards of {self.shape} uint8 images, got {images.dtype} {images.shape}")
+        if self.written + len(images) > self.count:
+            raise ValueError(f"{self.written + len(images)} images for a split of {self.count}")
+        start = 0
+        while start < len(images):
+            if self._file is None:
+                self._open_shard()
+            assert self._file is not None
+            room = int(self.entries[-1]["count"]) - self.written % self.capacity
+            piece = np.ascontiguousarray(images[start:start + room])
+            self._file.write(piece.data)
+            if self.labelled:
+                assert labels is not None
+                self._labels.append(np.asarray(labels[start:start + room], np.int64))
+            start, self.written = start + len(piece), self.written + len(piece)
+            if self.written % self.capacity == 0 or self.written == self.count:
+                self._close_shard()
+
+    def _open_shard(self) -> None:
+        number = len(self.entries)
+        count = min(self.capacity, self.count - self.written)
+        self.entries.append({"images": f"images-{number:05d}.npy", "count": count})
+        if self.labelled:
+            self.entries[-1]["labels"] = f"labels-{number:05d}.npy"
+        self._file = open(self.folder / f"images-{number:05d}.npy", "wb")  # noqa: SIM115 - closed per shard
+        # What np.save writes before the data of a C-ordered uint8 array of this shape (format 1.0).
+        np.lib.format.write_array_header_1_0(
+            self._file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                         "shape": (count, *self.shape)})
+
+    def _close_shard(self) -> None:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        if self.labelled:
+            np.save(self.folder / str(self.entries[-1]["labels"]), np.concatenate(self._labels))
+            self._labels = []
+
+    def close(self) -> None:
+        if self.written != self.count:
+            raise ValueError(f"{self.written} images written of a split of {self.count}")
+        index = {"format": FORMAT, "count": self.count, "shape": list(self.shape), "dtype": "uint8",
+                 "labelled": self.labelled, "shards": self.entries}
+        (self.folder / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,6 @@ from PIL import Image
 from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.data.sources import csv as csv_source
-from ganops.data.sources import idx
 from ganops.errors import GanopsError
 from tests.data.sample_files import sample_images, write_csv, write_folder, write_idx
 from tests.data.test_bad_inputs import run_prepare
@@ -84,21 +83,19 @@ def test_idx_gzip_claim_within_the_deflate_bound_is_not_preallocated(tmp_path):
                        "file has 235,200 bytes after its 16-byte header")
 
 
-def test_idx_gzip_of_several_members_loads_into_a_growing_buffer(tmp_path, monkeypatch):
-    """Several members: the trailer covers only the last one, so the body is read as it arrives, into a
-    buffer grown from a first capacity; one member: the trailer confirms the header and the body is
-    preallocated and read in the background. (Both limits shrunk here, so that a small body is over them.)"""
-    monkeypatch.setattr(idx, "_FIRST_CAPACITY", 1000)
-    monkeypatch.setattr(idx, "_UNCONFIRMED_MAX", 1000)
+def test_idx_gzip_of_one_or_several_members_streams_in_pieces(tmp_path):
+    """Whatever the members, the body is read as it arrives, a piece of whole images at a time (7 here), so
+    memory never follows the header's claim; the pieces join to the file's images."""
     images, _ = sample_images(count=60, side=12)
     body = write_idx(tmp_path / "raw", images, compress=False).read_bytes()
     members, single = tmp_path / "members.gz", tmp_path / "single.gz"
     members.write_bytes(b"".join(gzip.compress(body[i:i + 1500]) for i in range(0, len(body), 1500)))
     single.write_bytes(gzip.compress(body))
-    for path, confirmed in ((members, False), (single, True)):
-        assert idx._trusted_size(path, 16, (60, 12, 12), len(body) - 16) is confirmed
-        loaded = sources.load(DataConfig(source="idx", path=str(path), image_size=12))
-        np.testing.assert_array_equal(loaded.images[..., 0], images)
+    for path in (members, single):
+        stream = sources.open_stream(DataConfig(source="idx", path=str(path), image_size=12), chunk_images=7)
+        pieces = list(stream.chunks)
+        assert [len(piece) for piece in pieces] == [7] * 8 + [4]
+        np.testing.assert_array_equal(np.concatenate(pieces)[..., 0], images)
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])

@@ -1,14 +1,20 @@
-"""Prepare: load a source, subsample, split train/validation/test (seeded, stratified when labelled), quantise to
-uint8 shards (`artifacts.write_split`), and summarise every image in a table that the validate stage checks."""
+"""Prepare: open a source, subsample, split train/validation/test (seeded, stratified when labelled), quantise to
+uint8 shards (`artifacts.split_writer`), and summarise every image in a table that the validate stage checks.
+
+The source is read once, in order, in pieces (`sources.open_stream`): its labels and count come first, so the
+splits are drawn before any pixel is read, and each piece's images go to their split's shards as they pass.
+Memory holds a few pieces and each split's labels, whatever the size of the data."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import os
+import queue
 import sys
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +26,9 @@ from ganops.config import DataConfig
 from ganops.data import sources
 from ganops.errors import GanopsError
 
-_CHUNK_IMAGES = 1024  # images per task: a chunk's pixels stay in cache while quantised, summarised, hashed
+# Images per task: at most 1,024 and 1 MiB of uint8 pixels, so a task's pixels (and their 4× larger float32
+# statistics temporaries) stay in cache while quantised, summarised and hashed, and bounded for large images.
+_TASK_IMAGES, _TASK_BYTES = 1024, 1 << 20
 
 
 def image_hashes(images: np.ndarray) -> list[str]:
@@ -45,10 +53,8 @@ def quantize_rows(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.n
     return nonfinite
 
 
-def _quantize_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_for: Callable[[int], None]
+def _quantize_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    if len(rows):
-        wait_for(int(rows.max()) + 1)
     nonfinite = quantize_rows(images, rows, out)
     flat = shards.to_signed(out).reshape(len(out), -1)  # the statistics of what every consumer reads
     mean = flat.mean(axis=1, dtype=np.float64)
@@ -57,21 +63,21 @@ def _quantize_chunk(images: np.ndarray, rows: np.ndarray, out: np.ndarray, wait_
     return flat.min(axis=1), flat.max(axis=1), mean, std, nonfinite, image_hashes(out)
 
 
-def quantize_and_summarise(images: np.ndarray, rows: np.ndarray,
-                           wait_for: Callable[[int], None] = sources.all_loaded
+def quantize_and_summarise(images: np.ndarray, rows: np.ndarray, pool: Executor | None = None
                            ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
     """`images[rows]` as uint8 (the prepared pixels), each image's statistics on the [-1, 1] scale and the
     sha1 of its uint8 bytes.
 
-    One pass over the data in chunks of `_CHUNK_IMAGES`, in order, on every core (numpy and sha1 of
-    buffers over 2 KB release the GIL); each chunk first waits for its images (`LoadedImages.wait_for`),
-    so the work overlaps a source still reading. Only the uint8 result is allocated at full size.
+    In tasks of `_TASK_IMAGES` images or `_TASK_BYTES`, in order, on every core (numpy and sha1 of buffers
+    over 2 KB release the GIL): `pool`, or a pool of this process's CPUs made for the call.
     """
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as own:
+            return quantize_and_summarise(images, rows, own)
     quantized = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
-    starts = range(0, len(rows), _CHUNK_IMAGES)
-    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
-        parts = list(pool.map(lambda s: _quantize_chunk(
-            images, rows[s:s + _CHUNK_IMAGES], quantized[s:s + _CHUNK_IMAGES], wait_for), starts))
+    step = max(1, min(_TASK_IMAGES, _TASK_BYTES // max(1, math.prod(images.shape[1:]))))
+    parts = list(pool.map(lambda s: _quantize_chunk(images, rows[s:s + step], quantized[s:s + step]),
+                          range(0, len(rows), step)))
     columns: list[np.ndarray] = [np.concatenate([part[i] for part in parts]) if parts else np.empty(0)
                                  for i in range(5)]
     statistics: dict[str, np.ndarray] = {
@@ -194,62 +200,134 @@ def untracked_input(cfg: DataConfig, raw_dir: Path) -> str | None:
             f"rerun prepare (copy it there and `dvc add` it; see {raw_dir}/README.md)")
 
 
-def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None) -> artifacts.DatasetInfo:
-    """Load, split, quantise and summarise; write everything into `out_dir` in one atomic swap (an interrupted
-    run leaves the previous folder, never a half-written shard). `raw_dir`: the
-    folder of the user's DVC-tracked images, to note inputs that lie outside it."""
+def read_ahead(pieces: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`pieces` produced in a background thread, one ahead: the source reads and decodes the next piece (zlib,
+    file reads and numpy copies release the GIL) while this one is quantised, and no more than those two exist
+    at once. The source's error is raised here, in order; leaving early stops the thread and closes `pieces`
+    (its files, its worker pool)."""
+    ready: queue.Queue[tuple[np.ndarray | None, BaseException | None]] = queue.Queue()
+    room, stop = threading.Semaphore(1), threading.Event()  # room: the next piece may be made
+
+    def produce() -> None:
+        try:
+            while True:
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                piece = next(pieces, None)
+                ready.put((piece, None))
+                if piece is None:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            ready.put((None, exc))
+        finally:
+            getattr(pieces, "close", lambda: None)()
+
+    producer = threading.Thread(target=produce, name="prepare: read source", daemon=True)
+    producer.start()
+    try:
+        while True:
+            piece, error = ready.get()
+            room.release()
+            if error is not None:
+                raise error
+            if piece is None:
+                return
+            yield piece
+            del piece  # before the next one is waited for: two pieces at most
+    finally:
+        stop.set()
+        producer.join()
+
+
+def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None,
+        chunk_images: int = sources.CHUNK_IMAGES) -> artifacts.DatasetInfo:
+    """Open, split, quantise and summarise; write everything into `out_dir` in one atomic swap (an interrupted
+    run leaves the previous folder, never a half-written shard). `raw_dir`: the folder of the user's
+    DVC-tracked images, to note inputs that lie outside it. `chunk_images`: images per piece read."""
     note = untracked_input(cfg, Path(raw_dir)) if raw_dir is not None else None
     if note:
         print(f"prepare: note: {note}", file=sys.stderr, flush=True)
-    loaded = sources.load(cfg, in_background=True)
-    for skipped_file, problem in loaded.skipped:
-        print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)
-    count = len(loaded)
-    keep = np.arange(count)
-    if cfg.max_images is not None and count > cfg.max_images:
-        keep = np.sort(np.random.default_rng(cfg.seed).choice(count, cfg.max_images, replace=False))
-    labels = loaded.labels[keep] if loaded.labels is not None else None
+    unreadable: dict[str, str] = {}
+    while True:  # again without the files a folder could not decode: the splits had counted them
+        stream = sources.open_stream(cfg, chunk_images, unreadable)
+        try:
+            info = _prepare(cfg, stream, Path(out_dir))
+        except sources.UnreadableFile as late:
+            unreadable |= late.problems
+            continue
+        for skipped_file, problem in stream.skipped:
+            print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)
+        return info
 
-    split_positions = dict(zip(artifacts.SPLITS, split_indices(len(keep), labels, cfg), strict=True))
-    _, height, width, channels = loaded.images.shape
-    provenance = {
-        "source": cfg.source,
-        "path": cfg.path,
-        "labels_path": cfg.labels_path,
-        "images_read": count,
-        "classes": {str(k): v for k, v in loaded.classes.items()} if loaded.classes else None,
-        "skipped": [{"file": f, "problem": p} for f, p in loaded.skipped],
-    }
-    tables, labels_of, hashes, writes = [], {}, {}, []
-    # One writer thread: a split's shards are written (the copy into the page cache releases the GIL) while
-    # the next split is quantised and the summary table is built.
-    with artifacts.atomic_path(out_dir) as tmp, ThreadPoolExecutor(max_workers=1) as writer:
+
+def _prepare(cfg: DataConfig, stream: sources.ImageStream, out_dir: Path) -> artifacts.DatasetInfo:
+    keep = np.arange(stream.count)
+    if cfg.max_images is not None and stream.count > cfg.max_images:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(stream.count, cfg.max_images, replace=False))
+    kept_labels = stream.labels[keep] if stream.labels is not None else None
+    split_of = np.full(stream.count, -1, dtype=np.int8)  # each source image's split (its place in SPLITS), or -1
+    counts = []
+    for number, positions in enumerate(split_indices(len(keep), kept_labels, cfg)):
+        split_of[keep[positions]] = number
+        counts.append(len(positions))
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    with artifacts.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        for name, positions in split_positions.items():
-            rows = keep[positions]
-            images, statistics, hashes[name] = quantize_and_summarise(loaded.images, rows, loaded.wait_for)
-            loaded.wait_for(count)  # the whole input read and its end checked before anything is written
-            labels_of[name] = loaded.labels[rows] if loaded.labels is not None else None
-            writes.append(writer.submit(artifacts.write_split, artifacts.PreparedData(tmp).split_path(name),
-                                        artifacts.Split(images=images, labels=labels_of[name])))
-            tables.append(summary_table(name, labels_of[name], [loaded.sources[r] for r in rows],
-                                        loaded.orig_shapes[rows], statistics, hashes[name]))
-            del images  # the writer holds the only reference: freed once written
-        artifacts.write_summary(artifacts.PreparedData(tmp).summary_path, pd.concat(tables, ignore_index=True))
-
+        prepared = artifacts.PreparedData(tmp)
+        writers = [artifacts.split_writer(prepared.split_path(name), shape, count, stream.labels is not None)
+                   for name, count in zip(artifacts.SPLITS, counts, strict=True)]
+        tables, hashes = _write_splits(stream, split_of, writers)
+        artifacts.write_summary(prepared.summary_path, pd.concat(tables, ignore_index=True))
         data_hash = hashlib.sha1()
-        for name in artifacts.SPLITS:
-            data_hash.update("".join(hashes[name]).encode())
-            split_labels = labels_of[name]
-            if split_labels is not None:
-                data_hash.update(split_labels.tobytes())
+        for table, split_hashes in zip(tables, hashes, strict=True):  # a split's image hashes, then its labels
+            data_hash.update("".join(split_hashes).encode())
+            if stream.labels is not None:
+                data_hash.update(table["label"].to_numpy(np.int64).tobytes())
         info = artifacts.DatasetInfo(
-            source=cfg.source, height=height, width=width, channels=channels,
-            num_classes=int(loaded.labels.max()) + 1 if loaded.labels is not None else 0,
-            train_count=len(split_positions["train"]), validation_count=len(split_positions["validation"]),
-            test_count=len(split_positions["test"]), data_hash=data_hash.hexdigest())
-        artifacts.write_dataset_info(artifacts.PreparedData(tmp).info_path, info)
-        artifacts.write_json(artifacts.PreparedData(tmp).source_path, provenance)
-        for write in writes:
-            write.result()
+            source=cfg.source, height=shape[0], width=shape[1], channels=shape[2],
+            num_classes=int(stream.labels.max()) + 1 if stream.labels is not None else 0,
+            train_count=counts[0], validation_count=counts[1], test_count=counts[2],
+            data_hash=data_hash.hexdigest())
+        artifacts.write_dataset_info(prepared.info_path, info)
+        artifacts.write_json(prepared.source_path, {
+            "source": cfg.source,
+            "path": cfg.path,
+            "labels_path": cfg.labels_path,
+            "images_read": stream.count,
+            "classes": {str(k): v for k, v in stream.classes.items()} if stream.classes else None,
+            "skipped": [{"file": f, "problem": p} for f, p in stream.skipped],
+        })
     return info
+
+
+def _write_splits(stream: sources.ImageStream, split_of: np.ndarray, writers: list
+                  ) -> tuple[list[pd.DataFrame], list[list[str]]]:
+    """One pass over the source's pieces: each piece's kept images quantised and summarised (on every core),
+    then appended to their split's shards, in source order. Returns each split's summary table and hashes."""
+    parts: list[list[tuple]] = [[] for _ in writers]  # per split: (source rows, statistics, hashes) per piece
+    start = 0
+    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        for piece in read_ahead(stream.chunks):
+            piece_splits = split_of[start:start + len(piece)]
+            for number, writer in enumerate(writers):
+                rows = np.flatnonzero(piece_splits == number)
+                quantized, statistics, digests = quantize_and_summarise(piece, rows, pool)
+                writer.append(quantized, stream.labels[start + rows] if stream.labels is not None else None)
+                parts[number].append((start + rows, statistics, digests))
+            start += len(piece)
+    if start != stream.count:  # a source checks its input's length itself: this would be a source's bug
+        raise RuntimeError(f"the source gave {start:,} images of the {stream.count:,} it announced")
+    for writer in writers:
+        writer.close()
+    tables: list[pd.DataFrame] = []
+    hashes: list[list[str]] = []
+    for name, split_parts in zip(artifacts.SPLITS, parts, strict=True):
+        rows = np.concatenate([np.empty(0, np.int64)] + [p[0] for p in split_parts])
+        statistics = {k: np.concatenate([np.empty(0, np.int64 if k == "nonfinite" else np.float32)]
+                                        + [p[1][k] for p in split_parts])
+                      for k in ("min", "max", "mean", "std", "nonfinite")}
+        hashes.append([digest for part in split_parts for digest in part[2]])
+        tables.append(summary_table(name, stream.labels[rows] if stream.labels is not None else None,
+                                    stream.names_at(rows), stream.orig_shapes[rows], statistics, hashes[-1]))
+    return tables, hashes

@@ -1,18 +1,23 @@
-"""What every source shares: the loaded-images record, the one resize filter, pixel and label checks.
+"""What every source shares: the opened-stream record, the one resize filter, pixel and label checks.
 
 Every source hands back pixels already resized to `cfg.image_size` with `cfg.channels` channels, so
-everything after `sources.load` sees one layout whatever the input was: float32 in [0, 1], or the
+everything after `sources.open` sees one layout whatever the input was: float32 in [0, 1], or the
 source's own uint8 pixels (full scale 255) when they needed no resizing. Prepare scales both kinds with
 the same float32 arithmetic, so the same image from any source gives the same prepared bytes; keeping
-uint8 saves a 4× larger intermediate array on the common path (IDX and NPZ files at their own size).
+uint8 saves a 4× larger intermediate on the common path (IDX and NPZ files at their own size).
+
+A source is opened, not loaded: `ImageStream` holds the small per-image facts (count, labels, names, original
+shapes) up front, and the pixels arrive as pieces of at most `chunk_images` images, in source order, so memory
+stays bounded whatever the dataset's size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 from PIL import Image
@@ -28,25 +33,91 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Deflate codes at most 258 bytes in 2 bits (RFC 1951), so no gzip file or zip member inflates past 1032 times
 # its compressed size: the bound a decompressed size claimed in a header must fit.
 MAX_DEFLATE_RATIO = 1032
-_RESIZE_CHUNK = 4096  # images per matrix product: bounds the temporary memory of a resize
+# Images per matrix product of a resize. The float rounding of a batched product depends on the batch (its size
+# and each image's place in it), so the pieces a source resizes are cut at the same multiples of this count as
+# a whole-array resize would be: streamed or not, the same images give the same bytes.
+RESIZE_CHUNK = 4096
+# Default images per streamed piece: a multiple of RESIZE_CHUNK (see above). A piece holds its images at their
+# original size, as float32 when they are resized: 13 MB of 28×28, 50 MB of 64×64×3 uint8, but ~1.9 GB of
+# 178×218×3 photos being resized. Smaller pieces bound that too, at the price of resized bytes that differ in
+# the last rounding from the whole-array resize (not offered as a param yet: prepare.run takes chunk_images).
+CHUNK_IMAGES = RESIZE_CHUNK
 
 
-def all_loaded(count: int) -> None:
-    """`LoadedImages.wait_for` of a source that returns with every image in memory."""
+@dataclasses.dataclass(frozen=True)
+class NumberedNames(Sequence[str]):
+    """The names "file:row" of an array source's images, made when asked (300,000 strings cost ~25 MB)."""
+
+    prefix: str
+    size: int
+    first: int = 0  # the number of the first image (a CSV table's first row is line 2)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [f"{self.prefix}{i + self.first}" for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        return f"{self.prefix}{index % self.size + self.first}"
+
+    def at(self, rows: list[int]) -> list[str]:
+        """The names of images `rows` (each in range), in one comprehension: no call per name."""
+        prefix, first = self.prefix, self.first
+        return [f"{prefix}{row + first}" for row in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageStream:
+    """An opened source: the per-image facts up front, the pixels once, in bounded pieces, in source order."""
+
+    count: int
+    labels: np.ndarray | None  # int64 (N,), or None when the source is unlabelled
+    sources: Sequence[str]  # where each image came from: a file name or "file:row"
+    orig_shapes: np.ndarray  # int64 (N, 3): height, width, channels before resizing
+    # (n, S, S, C) pieces, float32 in [0, 1] or uint8 0–255, n summing to `count`; iterating to the end checks
+    # the end of the input too (a truncated or overlong file raises there).
+    chunks: Iterator[np.ndarray]
+    classes: dict[int, str] | None = None  # label → class name, where the source names its classes
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, problem)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def names_at(self, rows: np.ndarray) -> list[str]:
+        """`sources` of the images at `rows`."""
+        positions = rows.tolist()
+        if isinstance(self.sources, NumberedNames):
+            return self.sources.at(positions)
+        return [self.sources[row] for row in positions]
+
+
+class UnreadableFile(Exception):
+    """Files that could not be decoded (path → problem), found while streaming with unreadable files skipped:
+    the counts and splits made up front included them, so the caller opens the source again without them."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(f"{len(problems)} unreadable files")
+        self.problems = problems
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadedImages:
+    """A whole source in memory (`sources.load`): for tests and small data; prepare streams instead."""
+
     images: np.ndarray  # (N, S, S, C): float32 in [0, 1], or uint8 0–255 (see the module docstring)
-    labels: np.ndarray | None  # int64 (N,), or None when the source is unlabelled
-    sources: list[str]  # where each image came from: a file name or "file:row"
-    orig_shapes: np.ndarray  # int64 (N, 3): height, width, channels before resizing
-    classes: dict[int, str] | None = None  # label → class name, where the source names its classes
-    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, problem)
-    # wait_for(n) blocks until images[:n] hold their pixels, and raises the source's error if reading
-    # failed: a source may still be filling `images` in the background (idx) when `load` returns.
-    # wait_for(len(images)) also checks the end of the input.
-    wait_for: Callable[[int], None] = all_loaded
+    labels: np.ndarray | None
+    sources: Sequence[str]
+    orig_shapes: np.ndarray
+    classes: dict[int, str] | None = None
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -74,9 +145,9 @@ def resize_to(images01: np.ndarray, size: int) -> np.ndarray:
         return images01.astype(np.float32, copy=False)
     rows, cols = resize_matrix(height, size), resize_matrix(width, size)
     out = np.empty((n, size, size, channels), dtype=np.float32)
-    for start in range(0, n, _RESIZE_CHUNK):
-        chunk = images01[start:start + _RESIZE_CHUNK].astype(np.float32, copy=False)
-        out[start:start + _RESIZE_CHUNK] = np.einsum("hy,nhwc,wx->nyxc", rows, chunk, cols, optimize=True)
+    for start in range(0, n, RESIZE_CHUNK):
+        chunk = images01[start:start + RESIZE_CHUNK].astype(np.float32, copy=False)
+        out[start:start + RESIZE_CHUNK] = np.einsum("hy,nhwc,wx->nyxc", rows, chunk, cols, optimize=True)
     # Bicubic overshoots at edges; clip back into the pixel range.
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -118,29 +189,39 @@ def unit_from_integers(pixels: np.ndarray) -> np.ndarray:
     return np.divide(pixels, full_scale, dtype=np.float32)
 
 
-def unit_from_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]) -> np.ndarray:
-    """Numeric pixels on a 0–255 or a 0–1 scale → float32 [0, 1].
-
-    Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
-    is 0 or 1 would be read as 0–1, which only happens for images that are black anyway.
-    `describe(flat_index)` names the position of a bad value (row, column or index) in the message.
-    Writable float32 input is scaled in place.
-    """
+def check_numbers(pixels: np.ndarray, where: str, describe: Callable[[int], str]) -> float:
+    """Raise on pixels that are not numbers, not finite or outside 0–255; else the largest one (0 if none).
+    `describe(flat_index)` names the position of a bad value (row, column or index) in the message."""
     if pixels.dtype.kind == "b" or pixels.dtype.kind not in "iuf":
         raise GanopsError(f"{where}: pixels must be numbers, got dtype {pixels.dtype}")
     if pixels.dtype == np.uint8:
-        return unit_from_integers(pixels)
+        return float(pixels.max(initial=0))
     if pixels.dtype.kind == "f":
         bad = ~np.isfinite(pixels)
         if bad.any():
             first = int(np.flatnonzero(bad.reshape(-1))[0])
             raise GanopsError(f"{where}: {describe(first)}: missing or non-finite pixel value")
     low, high = pixels.min(initial=0), pixels.max(initial=0)
-    scale = 1.0 if pixels.dtype.kind == "f" and high <= 1.0 else 255.0
     if low < 0 or high > 255:
         flat = pixels.reshape(-1)
         first = int(np.flatnonzero((flat < 0) | (flat > 255))[0])
         raise GanopsError(f"{where}: {describe(first)}: pixel value {flat[first].item()} is outside 0–255 and 0–1")
+    return float(high)
+
+
+def numbers_scale(dtype: np.dtype, high: float) -> float:
+    """The full scale of numeric pixels of `dtype` whose largest value over the whole input is `high`.
+
+    Integers are 0–255. Floats are 0–1 when none exceeds 1, else 0–255: a 0–255 image whose every pixel
+    is 0 or 1 would be read as 0–1, which only happens for images that are black anyway. The scale is one
+    for the whole input, so a source streaming floats finds `high` over all of them before scaling any."""
+    return 1.0 if dtype.kind == "f" and high <= 1.0 else 255.0
+
+
+def scale_numbers(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """Checked pixels divided by their full scale, as float32."""
+    if pixels.dtype == np.uint8:
+        return unit_from_integers(pixels)
     if pixels.dtype == np.float32 and pixels.flags.writeable:  # ours to reuse: no second 220 MB array
         return np.divide(pixels, np.float32(scale), out=pixels)
     return np.divide(pixels, np.float32(scale), dtype=np.float32)
@@ -189,3 +270,9 @@ def existing(path: str | None, kind: str, key: str = "data.path") -> Path:
 def uniform_shapes(count: int, shape: tuple[int, ...]) -> np.ndarray:
     """`count` rows of one original (height, width, channels)."""
     return np.tile(np.array(shape, dtype=np.int64), (count, 1))
+
+
+def array_chunks(count: int, chunk_images: int, read: Callable[[int, int], np.ndarray]) -> Iterator[np.ndarray]:
+    """`read(start, stop)` for consecutive ranges of `chunk_images` covering `count` images."""
+    for start in range(0, count, chunk_images):
+        yield read(start, min(start + chunk_images, count))

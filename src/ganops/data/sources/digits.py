@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ganops.config import DataConfig
-from ganops.data.sources.common import LoadedImages, finish, uniform_shapes
+from ganops.data.sources.common import CHUNK_IMAGES, ImageStream, NumberedNames, array_chunks, finish, uniform_shapes
 
 
-def load(cfg: DataConfig) -> LoadedImages:
+def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES) -> ImageStream:
     from sklearn.datasets import (
         load_digits,  # only this source needs scikit-learn's datasets
     )
 
-    bunch = load_digits()
+    bunch = load_digits()  # 1,797 tiny images: the pieces are cut from them in memory
     images01 = (bunch.images.astype(np.float32) / 16.0)[..., None]
-    return LoadedImages(
-        images=finish(images01, cfg, "digits"),
+    return ImageStream(
+        count=len(images01),
         labels=bunch.target.astype(np.int64),
-        sources=[f"sklearn-digits:{i}" for i in range(len(images01))],
+        sources=NumberedNames("sklearn-digits:", len(images01)),
         orig_shapes=uniform_shapes(len(images01), images01.shape[1:]),
+        chunks=array_chunks(len(images01), chunk_images, lambda a, b: finish(images01[a:b], cfg, "digits")),
     )

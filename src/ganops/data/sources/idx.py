@@ -4,16 +4,17 @@ Header: two zero bytes, a type code, the number of dimensions, then each dimensi
 uint32; the body is the values in C order. Images are uint8 with 3 dimensions (N, H, W; magic 2051)
 or 4 (N, H, W, C with C 1 or 3; magic 2052); labels are integers with 1 dimension (magic 2049 for uint8).
 
-The body is decompressed (or read) straight into one numpy buffer of the size the header announces:
-no second copy of the file, and images that need no resizing stay uint8 until prepare scales them.
-The header is checked against the bytes present before that buffer is taken (see `_trusted_size`).
+The body is decompressed (or read) in blocks of whole images as prepare asks for them: memory holds a block,
+never the file, and images that need no resizing stay uint8 until prepare scales them. The header is checked
+against the file's size before anything past it is read (see `_check_size`), and against the bytes that
+actually arrive when the body ends.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,10 @@ import numpy as np
 
 from ganops.config import DataConfig
 from ganops.data.sources.common import (
+    CHUNK_IMAGES,
     MAX_DEFLATE_RATIO,
-    LoadedImages,
-    all_loaded,
+    ImageStream,
+    NumberedNames,
     existing,
     finish_integers,
     integer_labels,
@@ -38,8 +40,6 @@ LABEL_MAGIC = 0x0801  # uint8, 1 dimension
 _GZIP_SIGNATURE = b"\x1f\x8b"
 _READ_BYTES = 1 << 20  # compressed bytes per read
 _MAX_PIECE = 4 << 20  # decompressed bytes per piece: bounds memory on highly compressible input
-_FIRST_CAPACITY = 4 << 20  # bytes first taken for a body whose size is not confirmed; doubled as data arrives
-_UNCONFIRMED_MAX = 64 << 20  # body bytes a gzip header alone may reserve: harmless even when it lies
 
 
 def _gzip_pieces(handle, path: Path, first: bytes) -> Iterator[bytes]:
@@ -110,98 +110,51 @@ def _size_error(path: Path, dims: tuple[int, ...], body_bytes: int, have: int, h
                        f"file has {have:,} bytes after its {header_size}-byte header")
 
 
-def _trusted_size(path: Path, header_size: int, dims: tuple[int, ...], body_bytes: int) -> bool:
-    """Whether the body may be preallocated at the header's size and read in the background. Raises when the
-    header cannot be right; False when it is possible but unconfirmed, and the body is then read as it comes.
+def _check_size(path: Path, header_size: int, dims: tuple[int, ...], body_bytes: int) -> None:
+    """Raise when the header cannot be right, before anything is read past it.
 
     A raw file's size is known: the body must fill it exactly. A gzip file's decompressed size is not known
-    before it is read, so the header is checked against two things the file says about itself:
-    its size × the largest deflate ratio, a hard bound (past it the header is wrong); and the ISIZE trailer,
-    the length mod 2³² of the last member. Real single-member files (MNIST, anything `gzip` writes) match
-    the trailer and keep the background read that lets prepare scale images while the rest arrives; so do
-    bodies up to _UNCONFIRMED_MAX (a truncated file's trailer is garbage). Larger bodies the trailer does
-    not confirm (several members, or a lying header within the bound) are read first into a buffer grown as
-    bytes arrive, so memory follows the data, not the header: no background read, but no giant buffer.
-    A crafted trailer that matches a lying header gets at most 1032 × the file's size preallocated, pages
-    never written (zlib then fails its length check, the real member being shorter than its trailer says).
+    before it is read; past its size × the largest deflate ratio the header is wrong. Within that bound the
+    body is read in blocks as it arrives, so memory follows the data, never the header's claim, and a header
+    that claims more (or less) than the stream holds fails when the stream ends (`_blocks`).
     """
     with open(path, "rb") as handle:
         file_size = os.fstat(handle.fileno()).st_size
         compressed = handle.read(2) == _GZIP_SIGNATURE
-        handle.seek(max(file_size - 4, 0))
-        trailer = int.from_bytes(handle.read(4), "little")
     if not compressed:
         if file_size - header_size != body_bytes:
             raise _size_error(path, dims, body_bytes, file_size - header_size, header_size)
-        return True
+        return
     most = file_size * MAX_DEFLATE_RATIO
     if header_size + body_bytes > most:
         raise GanopsError(f"{path}: header says {_shape(dims)} values = {body_bytes:,} bytes, but a "
                           f"{file_size:,}-byte gzip file decompresses to at most {most:,} bytes")
-    return body_bytes <= _UNCONFIRMED_MAX or (header_size + body_bytes) % 2**32 == trailer
 
 
-class _Body:
-    """An IDX body read into one preallocated buffer by a background thread, so that prepare can scale
-    the first images while the rest are still being decompressed (zlib and numpy copies release the GIL).
-    `wait_for(n)` blocks until the first n bytes are there and raises the reader's error, if any.
-    With `in_background` False (a size the file does not confirm) the body is read before the constructor
-    returns, into a buffer that grows with the bytes that actually arrive, up to the header's size."""
-
-    def __init__(self, path: Path, pieces: Iterator[bytes], first: bytes | memoryview, dims: tuple[int, ...],
-                 dtype: np.dtype, in_background: bool) -> None:
-        self.path, self.dims, self.dtype = path, dims, dtype
-        self.size = math.prod(dims) * dtype.itemsize  # Python ints: numpy's int64 product could wrap
-        self.array = np.empty(self.size if in_background else min(self.size, _FIRST_CAPACITY), dtype=np.uint8)
-        self._have, self._done = 0, False
-        self._error: BaseException | None = None
-        self._changed = threading.Condition()
-        self._store(first)
-        if in_background:
-            threading.Thread(target=self._read, args=(pieces,), name=f"read {path.name}", daemon=True).start()
-        else:
-            self._read(pieces)
-            self.wait_for()
-
-    def _store(self, data: bytes | memoryview) -> None:
-        kept = max(0, min(len(data), self.size - self._have))
-        if self._have + kept > len(self.array):  # only when not in the background: no reader holds the array
-            grown = np.empty(min(self.size, max(2 * len(self.array), self._have + kept)), dtype=np.uint8)
-            grown[:self._have] = self.array[:self._have]
-            self.array = grown
-        self.array[self._have:self._have + kept] = np.frombuffer(data, dtype=np.uint8, count=kept)
-        with self._changed:
-            self._have += len(data)  # bytes beyond the body are counted, not kept
-            self._changed.notify_all()
-
-    def _read(self, pieces: Iterator[bytes]) -> None:
-        try:
-            for piece in pieces:
-                self._store(piece)
-            if self._have != self.size:
-                raise _size_error(self.path, self.dims, self.size, self._have, 4 + 4 * len(self.dims))
-        except BaseException as exc:  # handed to the waiting thread
-            self._error = exc
-        finally:
-            with self._changed:
-                self._done = True
-                self._changed.notify_all()
-
-    def wait_for(self, byte_count: int | None = None) -> None:
-        """Until `byte_count` bytes (all, and the end of the file checked, when None) have been read."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._done or (byte_count is not None and self._have >= byte_count))
-        if self._error is not None:
-            raise self._error
-
-    def values(self) -> np.ndarray:
-        """The body as an array of the header's shape (native byte order); call after `wait_for()`."""
-        return self.array.view(self.dtype).reshape(self.dims).astype(self.dtype.newbyteorder("="), copy=False)
+def _blocks(path: Path, pieces: Iterator[bytes], first: bytes | memoryview, dims: tuple[int, ...],
+            size: int, block_bytes: int) -> Iterator[np.ndarray]:
+    """The body's bytes as uint8 blocks of `block_bytes` (the last one shorter); at the end of the file,
+    raises unless exactly `size` bytes came after the header."""
+    have, filled = 0, 0  # body bytes seen (beyond the body too); bytes in the current block
+    block = np.empty(min(block_bytes, size), dtype=np.uint8)
+    for data in itertools.chain([first], pieces):
+        view = memoryview(data)
+        while len(view) and have < size:
+            kept = min(len(view), len(block) - filled)
+            block[filled:filled + kept] = np.frombuffer(view, dtype=np.uint8, count=kept)
+            filled, have, view = filled + kept, have + kept, view[kept:]
+            if filled == len(block):
+                yield block
+                block, filled = np.empty(min(block_bytes, size - have), dtype=np.uint8), 0
+        have += len(view)  # bytes beyond the body are counted, not kept
+    if have != size:
+        raise _size_error(path, dims, size, have, 4 + 4 * len(dims))
 
 
-def open_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> _Body:
-    """Check the header against the file, then read the body: in the background when the file confirms
-    the header's size, else before returning (see `_trusted_size`)."""
+def open_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool,
+             block_items: int) -> tuple[tuple[int, ...], np.dtype, Iterator[np.ndarray]]:
+    """(dimensions, dtype, the body in uint8 blocks of `block_items` items of the first dimension) of an IDX
+    file whose header is checked against its size."""
     pieces = _pieces(path)
     head = b""
     for piece in pieces:  # the header is at most 20 bytes, almost always within the first piece
@@ -209,20 +162,23 @@ def open_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only:
         if len(head) >= 20:
             break
     header_size, dims, dtype = _header(path, kind, head, allowed_dims, integer_only)
-    in_background = _trusted_size(path, header_size, dims, math.prod(dims) * dtype.itemsize)
-    return _Body(path, pieces, memoryview(head)[header_size:], dims, dtype, in_background)
+    size = math.prod(dims) * dtype.itemsize  # Python ints: numpy's int64 product could wrap
+    _check_size(path, header_size, dims, size)
+    block_bytes = block_items * math.prod(dims[1:]) * dtype.itemsize
+    return dims, dtype, _blocks(path, pieces, memoryview(head)[header_size:], dims, size, block_bytes)
 
 
 def read_idx(path: Path, kind: str, allowed_dims: tuple[int, ...], integer_only: bool) -> np.ndarray:
-    body = open_idx(path, kind, allowed_dims, integer_only)
-    body.wait_for()
-    return body.values()
+    """A whole IDX file's values (native byte order), read in blocks: memory follows the bytes present."""
+    dims, dtype, blocks = open_idx(path, kind, allowed_dims, integer_only, block_items=_READ_BYTES)
+    body = np.concatenate(list(blocks)) if math.prod(dims) else np.empty(0, np.uint8)
+    return body.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
-def load(cfg: DataConfig) -> LoadedImages:
+def open_stream(cfg: DataConfig, chunk_images: int = CHUNK_IMAGES) -> ImageStream:
     images_path = existing(cfg.path, "file")
-    body = open_idx(images_path, "image", (3, 4), integer_only=True)
-    shape = body.dims + (1,) * (4 - len(body.dims))
+    dims, _, blocks = open_idx(images_path, "image", (3, 4), True, block_items=chunk_images)
+    shape = dims + (1,) * (4 - len(dims))
     if shape[-1] not in (1, 3):
         raise GanopsError(f"{images_path}: images have {shape[-1]} channels, expected 1 or 3")
     labels = None
@@ -233,18 +189,11 @@ def load(cfg: DataConfig) -> LoadedImages:
             raise GanopsError(f"{labels_path}: {len(raw_labels):,} labels for {shape[0]:,} images "
                               f"in {images_path}")
         labels = integer_labels(raw_labels, str(labels_path), lambda i: f"label {i}")
-    pixels = body.array.reshape(shape)  # uint8: the same bytes in any byte order
-    image_bytes = math.prod(shape[1:])
-    if shape[1:] == (cfg.image_size, cfg.image_size, cfg.channels):  # handed on as they are, still arriving
-        images, wait_for = pixels, lambda count: body.wait_for(None if count >= shape[0] else count * image_bytes)
-    else:
-        body.wait_for()
-        images, wait_for = finish_integers(pixels, cfg, str(images_path)), all_loaded
-    name = images_path.name
-    return LoadedImages(
-        images=images,
+    where = str(images_path)
+    return ImageStream(
+        count=shape[0],
         labels=labels,
-        sources=[f"{name}:{i}" for i in range(shape[0])],
+        sources=NumberedNames(f"{images_path.name}:", shape[0]),
         orig_shapes=uniform_shapes(shape[0], shape[1:]),
-        wait_for=wait_for,
+        chunks=(finish_integers(block.reshape(-1, *shape[1:]), cfg, where) for block in blocks),
     )
