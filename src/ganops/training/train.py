@@ -246,8 +246,10 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=False)
         # params.yaml's sections are the record's; these are what the stage derived from them and the data.
+        # `resolved.*`: what the null-means-per-loss keys (config.LOSS_DEFAULTS) came to for this loss.
+        resolved = {f"resolved.{key}": value for key, value in dataclasses.asdict(cfg.loss_settings()).items()}
         _log_params({"data.train_count": info.train_count, "data.image_shape": "x".join(map(str, info.image_shape)),
-                     **plan.params()})
+                     **plan.params(), **resolved})
         result = train(cfg, train_split, num_classes=classes, data_hash=info.data_hash,
                        checkpoint_dir=checkpoint_dir, plan=plan, monitor=monitor, say=say, extra_callbacks=[
                            callbacks.MlflowEpochMetrics(), sample_grid(cfg, classes)])
