@@ -91,7 +91,7 @@ class PlainLoop:
             generator, discriminator = build_pair(cfg.arch, cfg.latent_dim, images.shape[1:], cfg.base_filters)
         cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
         g_optimizer = keras.optimizers.Adam(cfg.g_learning_rate)
-        d_optimizer = keras.optimizers.Adam(cfg.d_learning_rate)
+        d_optimizer = keras.optimizers.Adam(cfg.loss_settings().d_learning_rate)
         if plan.loss_scaling:
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)

@@ -7,6 +7,7 @@ fails before any work starts. The library never reads `params.yaml` itself: entr
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
@@ -91,6 +92,31 @@ class FeaturizeConfig(_Section):
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """The train keys whose `null` means "this loss's default" (`LOSS_DEFAULTS`), resolved."""
+
+    r1_weight: float
+    d_dropout: float | None  # None: the arch's own (models.networks.ARCH_DROPOUT)
+    d_learning_rate: float
+    beta_1: float
+
+
+_ADVERSARIAL = LossSettings(r1_weight=1.0, d_dropout=None, d_learning_rate=2e-4, beta_1=0.5)
+# What `null` means for these keys, per loss; a value set in params.yaml wins. WGAN-GP (Gulrajani et al. 2017)
+# needs a critic that is Lipschitz through its gradient penalty: no R1 on top, no dropout (it would make the
+# critic a random function of its input, whose gradient the penalty cannot hold at 1), and Adam without
+# momentum (β1 = 0, the paper's). The paper trains the critic 5 steps per generator step; here its D learning
+# rate is 2× G's instead (TTUR, Heusel et al. 2017): one step stays one G and one D update, which the
+# step-counted loop, checkpoints, lazy R1 and time budget all assume, and a step costs no more than another
+# loss's.
+LOSS_DEFAULTS: dict[str, LossSettings] = {
+    "nonsaturating": _ADVERSARIAL,
+    "hinge": _ADVERSARIAL,
+    "wgan-gp": LossSettings(r1_weight=0.0, d_dropout=0.0, d_learning_rate=4e-4, beta_1=0.0),
+}
+
+
 class TrainConfig(_Section):
     """The train stage. A checkpoint is resumed only when every key but `epochs`, `max_seconds` (which may
     grow) and the `monitor_*` keys matches the run that wrote it, and the data hash too."""
@@ -105,15 +131,18 @@ class TrainConfig(_Section):
     base_filters: int = Field(64, ge=1)
     loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"
     gp_weight: float = Field(10.0, ge=0.0)  # wgan-gp: gradient penalty weight λ
-    r1_weight: float = Field(1.0, ge=0.0)  # R1 penalty γ on real images; 0 turns it off
-    spectral_norm: bool = False  # spectral normalisation of D's conv and dense layers
-    d_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # null: the arch's own (dcgan 0.3, mlp and resnet 0)
+    # Keys defaulting to null take their loss's value (`LOSS_DEFAULTS`, read through `loss_settings()`).
+    r1_weight: float | None = Field(None, ge=0.0)  # R1 penalty γ on real images; 0 turns it off; null: 1, wgan-gp 0
+    r1_every: int = Field(16, ge=1)  # lazy R1 (StyleGAN2): every this many steps, with γ scaled by it
+    spectral_norm: bool = False  # spectral normalisation of D's conv, dense and class-embedding layers
+    # null: wgan-gp 0, else the arch's own (dcgan 0.3, mlp and resnet 0)
+    d_dropout: float | None = Field(None, ge=0.0, lt=1.0)
     augment: list[Literal["color", "translation", "cutout"]] = []  # DiffAugment on D's inputs
     epochs: int = Field(600, ge=1)
     batch_size: int = Field(64, ge=1)
     g_learning_rate: float = Field(2e-4, gt=0.0)
-    d_learning_rate: float = Field(2e-4, gt=0.0)
-    beta_1: float = Field(0.5, ge=0.0, lt=1.0)
+    d_learning_rate: float | None = Field(None, gt=0.0)  # null: 2e-4, wgan-gp 4e-4
+    beta_1: float | None = Field(None, ge=0.0, lt=1.0)  # Adam's, both optimizers; null: 0.5, wgan-gp 0
     beta_2: float = Field(0.999, ge=0.0, lt=1.0)
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     max_seconds: float | None = Field(150.0, gt=0.0)  # training-time budget (summed over resumes)
@@ -128,6 +157,12 @@ class TrainConfig(_Section):
     # auto: multi_worker when TF_CONFIG names several tasks, else mirrored over several local devices, else one
     distribute: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"
     seed: int = 0
+
+    def loss_settings(self) -> LossSettings:
+        """The per-loss keys, each as set or else its loss's default: the one place `null` is resolved."""
+        chosen = {field.name: getattr(self, field.name) for field in dataclasses.fields(LossSettings)}
+        return dataclasses.replace(LOSS_DEFAULTS[self.loss],
+                                   **{key: value for key, value in chosen.items() if value is not None})
 
     @model_validator(mode="after")
     def _augment_once_each(self) -> TrainConfig:

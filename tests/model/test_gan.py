@@ -9,6 +9,7 @@ from ganops import artifacts
 from ganops.errors import GanopsError
 from ganops.models import sampling
 from ganops.models.gan import GAN
+from ganops.models.spectral import SpectralNorm
 from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
 
@@ -48,7 +49,7 @@ def test_train_step_runs_dropout_batchnorm_and_spectral_norm_in_training_mode(sp
     batch = tf.constant(split.images[:32])
 
     bn = _layers(gan.generator, keras.layers.BatchNormalization)[0]
-    sn = _layers(gan.discriminator, keras.layers.SpectralNormalization)[0]
+    sn = _layers(gan.discriminator, SpectralNorm)[0]
     dropouts = _layers(gan.discriminator, keras.layers.Dropout)
     assert dropouts and sn and bn
     moving_mean, vector_u = bn.moving_mean.numpy().copy(), sn.vector_u.numpy().copy()
@@ -58,7 +59,7 @@ def test_train_step_runs_dropout_batchnorm_and_spectral_norm_in_training_mode(sp
 
     assert int(gan.steps_done.numpy()) == 1
     assert not np.allclose(bn.moving_mean.numpy(), moving_mean)  # BN used batch statistics
-    assert not np.allclose(sn.vector_u.numpy(), vector_u)  # SN ran its power iteration
+    assert not np.allclose(sn.vector_u.numpy(), vector_u)  # SN ran its power iteration (once: test_spectral.py)
     # Each Dropout drew fresh masks once per discriminator call: real and fake batches → two draws.
     for dropout, before in zip(dropouts, dropout_seeds, strict=False):
         assert dropout.seed_generator.state.numpy()[1] - before[1] == 2
@@ -69,9 +70,10 @@ def test_train_step_runs_dropout_batchnorm_and_spectral_norm_in_training_mode(sp
 
 
 def test_spectral_norm_keeps_the_discriminator_kernels_near_unit_norm(split):
+    # The kernel variables stay raw W (SpectralNorm computes with W/σ without assigning it): measure W/σ.
     result = train_lib.train(TINY.model_copy(update={"spectral_norm": True, "epochs": 3}), split)
-    for layer in _layers(result.gan.discriminator, keras.layers.SpectralNormalization):
-        kernel = layer.kernel.numpy().reshape(-1, layer.kernel.shape[-1])
+    for layer in _layers(result.gan.discriminator, SpectralNorm):
+        kernel = np.asarray(layer.normalized_weight()).reshape(-1, layer.weight.shape[-1])
         assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, abs=0.15)
 
 
@@ -143,3 +145,15 @@ def test_non_finite_loss_stops_with_the_step(split, tmp_path):
     assert kept.step == 1
     with np.load(kept.folder / checkpoint.STATE_FILE) as state:
         assert all(np.isfinite(state[key]).all() for key in state.files if state[key].dtype.kind == "f")
+
+
+def test_wgan_gp_builds_with_its_own_defaults_unless_set(split):
+    wgan = shrunk_params(train={"arch": "dcgan", "loss": "wgan-gp"}).train
+    gan = train_lib.build_gan(wgan, split.images.shape[1:])
+    assert not _layers(gan.discriminator, keras.layers.Dropout) and gan.r1_weight == 0.0  # dcgan's own is 0.3
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert gan.d_optimizer.beta_1 == gan.g_optimizer.beta_1 == 0.0
+    explicit = wgan.model_copy(update={"d_dropout": 0.3, "r1_weight": 1.0, "beta_1": 0.5, "d_learning_rate": 1e-4})
+    gan = train_lib.build_gan(explicit, split.images.shape[1:])
+    assert _layers(gan.discriminator, keras.layers.Dropout) and gan.r1_weight == 1.0
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-4) and gan.d_optimizer.beta_1 == 0.5

@@ -14,6 +14,7 @@ from ganops.config import parse_params
 from ganops.data import prepare
 from ganops.errors import GanopsError
 from ganops.models import networks, resnet, sampling, standing
+from ganops.models.spectral import SpectralNorm
 from ganops.registry import serving
 from ganops.training import checkpoint
 from ganops.training import train as train_lib
@@ -87,12 +88,14 @@ def test_networks_fit_the_image_shape_and_the_contract(shape, classes):
     assert 60_000 < discriminator.count_params() < 150_000
 
 
-def test_spectral_norm_wraps_every_discriminator_conv_and_the_logit():
+def test_spectral_norm_wraps_every_discriminator_conv_the_logit_and_the_class_embedding():
     _, discriminator = networks.build_pair("resnet", LATENT_DIM, (32, 32, 3), 8, 4, spectral_norm=True)
     wrapped = [layer.layer for layer in discriminator.layers
-               if isinstance(layer, keras.layers.SpectralNormalization)]
+               if isinstance(layer, SpectralNorm)]
     convs = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert not convs and len(wrapped) == 2 * 4 + 4 + 1  # 4 blocks' convs, 4 shortcuts (3 down, 1 widening), logit
+    # 4 blocks' convs, 4 shortcuts (3 down, 1 widening), the logit and the projection's class embedding
+    assert not convs and len(wrapped) == 2 * 4 + 4 + 1 + 1
+    assert sum(isinstance(layer, keras.layers.Embedding) for layer in wrapped) == 1
     assert discriminator.output_shape == (None, 1)
 
 

@@ -40,6 +40,7 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     run = mlflow.get_run(record["run_id"])
     assert run.data.params["train.arch"] == "mlp" and run.data.params["runtime.precision"] == "float32"
     assert run.data.params["runtime.device"] == "cpu" and run.data.params["runtime.jit_compile"] == "False"
+    assert run.data.params["train.r1_weight"] == "None" and run.data.params["resolved.r1_weight"] == "1.0"
     history = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "d_loss")
     assert [m.step for m in history] == [1, 2, 3]
 

@@ -54,3 +54,34 @@ def test_load_params_reports_file_problems(tmp_path):
     broken.write_text(yaml.safe_dump({"train": {"epochs": 2, "typo": 1}}))
     with pytest.raises(GanopsError, match="train.typo: unknown key"):
         load_params(broken)
+
+
+def test_per_loss_defaults_resolve_and_explicit_values_win():
+    adversarial = parse_params({}).train.loss_settings()
+    assert (adversarial.r1_weight, adversarial.d_dropout, adversarial.d_learning_rate, adversarial.beta_1) == (
+        1.0, None, 2e-4, 0.5)  # d_dropout None: the arch's own
+    assert parse_params({"train": {"loss": "hinge"}}).train.loss_settings() == adversarial
+    wgan = parse_params({"train": {"loss": "wgan-gp"}}).train
+    assert (wgan.r1_weight, wgan.beta_1) == (None, None)  # unset stays unset: a loss change re-resolves
+    resolved = wgan.loss_settings()
+    assert (resolved.r1_weight, resolved.d_dropout, resolved.d_learning_rate, resolved.beta_1) == (
+        0.0, 0.0, 4e-4, 0.0)
+    assert resolved.d_learning_rate > wgan.g_learning_rate  # TTUR in place of several critic steps
+    explicit = parse_params({"train": {"loss": "wgan-gp", "r1_weight": 0.5, "d_dropout": 0.2,
+                                       "d_learning_rate": 1e-4, "beta_1": 0.5}}).train.loss_settings()
+    assert (explicit.r1_weight, explicit.d_dropout, explicit.d_learning_rate, explicit.beta_1) == (
+        0.5, 0.2, 1e-4, 0.5)
+    # An explicit value equal to another loss's default still wins, and 0 is a value, not "unset".
+    assert parse_params({"train": {"r1_weight": 0.0}}).train.loss_settings().r1_weight == 0.0
+    assert parse_params({"train": {"loss": "wgan-gp", "beta_1": 0.0}}).train.loss_settings().beta_1 == 0.0
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"r1_every": 0}}, "train.r1_every: Input should be greater than or equal to 1"),
+    ({"train": {"r1_weight": -1.0}}, "train.r1_weight: Input should be greater than or equal to 0"),
+    ({"train": {"d_learning_rate": 0.0}}, "train.d_learning_rate: Input should be greater than 0"),
+    ({"train": {"beta_1": 1.0}}, "train.beta_1: Input should be less than 1"),
+])
+def test_per_loss_keys_keep_their_bounds(raw, message):
+    with pytest.raises(GanopsError, match=message):
+        parse_params(raw)

@@ -6,8 +6,13 @@ One step (simultaneous updates, as in the TensorFlow DCGAN tutorial and TTUR): o
 feeds both losses, so a step costs one G forward/backward and one D forward per image set, not two.
 The two learning rates (TTUR, Heusel et al. 2017) take the role of WGAN's several critic steps.
 
-Sub-models are always called with `training=True` inside `train_step`: without it Dropout drops nothing,
-BatchNormalization uses inference statistics and SpectralNormalization does not normalise.
+Sub-models are always called with `training=True` inside `train_step`: without it Dropout drops nothing and
+BatchNormalization uses inference statistics. Spectral normalisation (spectral.py) moves its power iteration once
+per step here, before D's calls, so every call of the step sees the same σ.
+
+R1 is lazy (StyleGAN2): on every `r1_every`-th step, with γ scaled by the interval, and its gradient is taken
+from the same D pass over the reals that the D loss uses (no second pass); other steps skip it entirely. The
+choice is a `tf.cond` on `steps_done` inside the compiled step, so the graph is built once.
 
 Randomness comes from two `SeedGenerator`s held by the model (latents/penalties and augmentation), so their
 state is checkpointed with the weights. Under a `tf.distribute` strategy each replica folds its replica id
@@ -23,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from ganops.models import augment, losses
+from ganops.models.spectral import spectral_layers
 
 
 def _replica_seed(seed_generator: keras.random.SeedGenerator):
@@ -67,7 +73,7 @@ class GAN(keras.Model):
         self._multi_step_function: Callable[[Any, Any], Any] | None = None  # a tf.function, built on first use
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer, *,
-                loss: str, gp_weight: float, r1_weight: float, **kwargs):
+                loss: str, gp_weight: float, r1_weight: float, r1_every: int, **kwargs):
         super().compile(**kwargs)
         if loss not in losses.LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {sorted(losses.LOSSES)}")
@@ -76,6 +82,7 @@ class GAN(keras.Model):
         self.loss_name = loss
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
+        self.r1_every = r1_every
         self.d_loss_fn, self.g_loss_fn = losses.LOSSES[loss]
         self._multi_step_function = None
 
@@ -110,30 +117,51 @@ class GAN(keras.Model):
             return images
         return augment.diff_augment(images, self.augment_policy, _replica_seed(self.augment_seeds))
 
+    def _loss_scale(self):
+        """The D optimizer's loss scale (1 without a LossScaleOptimizer): penalties' inner gradients use it too."""
+        return tf.cast(self.d_optimizer.scale_loss(1.0), tf.float32)
+
+    def _penalties(self, critic, real_tape, real_sum, real_seen, fake_seen):
+        """γ/2·R1 (lazy) plus λ·GP for wgan-gp. `real_tape` watched `real_seen` while it computed `real_sum`
+        (`losses.scaled_logit_sum` of the D loss's real logits): R1's gradient comes from that pass."""
+        total = tf.constant(0.0)
+        if self.loss_name == "wgan-gp":
+            alpha = losses.interpolation_weights(tf.shape(real_seen)[0], _replica_seed(self.latent_seeds))
+            total += self.gp_weight * losses.gradient_penalty(
+                critic, real_seen, tf.stop_gradient(fake_seen), alpha, loss_scale=self._loss_scale())
+        if self.r1_weight:
+            def lazy_r1():
+                norms = losses.squared_input_gradient_norm(real_tape, real_sum, real_seen, self._loss_scale())
+                return 0.5 * self.r1_weight * self.r1_every * tf.reduce_mean(norms)
+
+            r1_step = tf.equal(tf.math.floormod(tf.convert_to_tensor(self.steps_done), self.r1_every), 0)
+            total += tf.cond(r1_step, lazy_r1, lambda: tf.constant(0.0))
+        return total
+
     def train_step(self, data):
         real_images, labels = self._unpack(data)
         batch = tf.shape(real_images)[0]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         latent = tf.random.stateless_normal((batch, self.latent_dim), seed=_replica_seed(self.latent_seeds))
+        for layer in spectral_layers(self.discriminator):
+            layer.power_iteration()
         # Fakes carry the real batch's labels, so the generator sees the data's class frequencies.
         def critic(images):
             return self.discriminator(self._with_labels(images, labels), training=True)
 
         with tf.GradientTape(persistent=True) as tape:
             fake_images = self.generator(self._with_labels(latent, labels), training=True)
-            real_seen = self._augment(real_images)
+            real_seen = tf.cast(self._augment(real_images), tf.float32)
             fake_seen = self._augment(fake_images)
-            real_logits = critic(real_seen)
+            with tf.GradientTape() as real_tape:
+                real_tape.watch(real_seen)
+                real_logits = critic(real_seen)
+                real_sum = losses.scaled_logit_sum(real_logits, self._loss_scale())
             fake_logits = critic(fake_seen)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
             g_loss = self.g_loss_fn(fake_logits)
-            d_total = d_loss
-            if self.loss_name == "wgan-gp":
-                alpha = losses.interpolation_weights(batch, _replica_seed(self.latent_seeds))
-                d_total += self.gp_weight * losses.gradient_penalty(
-                    critic, real_seen, tf.stop_gradient(fake_seen), alpha)
-            if self.r1_weight:
-                d_total += 0.5 * self.r1_weight * losses.r1_penalty(critic, real_seen)
+            penalties = self._penalties(critic, real_tape, real_sum, real_seen, fake_seen)
+            d_total = d_loss + penalties
             # Gradients are summed over replicas, so each replica's loss counts 1/replicas.
             d_scaled = self.d_optimizer.scale_loss(d_total / replicas)
             g_scaled = self.g_optimizer.scale_loss(g_loss / replicas)
@@ -147,8 +175,20 @@ class GAN(keras.Model):
 
         self.steps_done.assign_add(1)
         self._update_ema()
-        finite = tf.math.is_finite(d_total) & tf.math.is_finite(g_loss)
-        if replicas > 1:  # every replica stops at the same step: one that met NaN/inf stops them all
+        self._record(d_loss, penalties, g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _record(self, d_loss, penalties, g_loss):
+        d_total = d_loss + penalties
+        finite = tf.math.is_finite(d_loss) & tf.math.is_finite(g_loss)
+        if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
+            # An overflowing loss-scaled penalty is the loss scale's business (the step is skipped, the
+            # scale lowered): it neither stops training nor enters the mean.
+            d_total = tf.where(tf.math.is_finite(penalties), d_total, d_loss)
+        else:
+            finite &= tf.math.is_finite(penalties)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # Every replica stops at the same step: one that met NaN/inf stops them all.
             nonfinite = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.int32))
             finite = tf.equal(nonfinite, 0)
@@ -156,7 +196,6 @@ class GAN(keras.Model):
                                             self.nonfinite_step, self.steps_done))
         self.d_loss_tracker.update_state(d_total)
         self.g_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
 
     def _update_ema(self):
         # Warm-up as in tf.train.ExponentialMovingAverage(num_updates): early on the average would mostly

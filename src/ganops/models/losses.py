@@ -50,14 +50,32 @@ LOSSES = {
 }
 
 
-def _squared_gradient_norm(critic, images, extra_inputs):
-    """‖∂ΣD(x)/∂x‖² per sample. A nested tape so the outer tape differentiates the penalty too."""
+def scaled_logit_sum(logits, loss_scale=1.0):
+    """ΣD(x) times the loss scale: what `squared_input_gradient_norm` differentiates. Compute it inside the
+    tape that watches the images."""
+    return tf.reduce_sum(tf.cast(logits, tf.float32)) * loss_scale
+
+
+def squared_input_gradient_norm(tape, scaled_sum, images, loss_scale=1.0):
+    """‖∂ΣD(x)/∂x‖² per sample, from a `tape` that watched `images` while it computed
+    `scaled_sum = scaled_logit_sum(D(images), loss_scale)`.
+
+    Under mixed_float16 this inner backward pass runs in float16 and would underflow like any other: it is
+    taken of the sum times `loss_scale` (the D optimizer's, 1 without loss scaling) and divided by it after.
+    A scale so large that it overflows makes the norm inf: the outer gradients are then not finite and the
+    LossScaleOptimizer skips the step and lowers its scale, as for any overflow.
+    """
+    grads = tf.cast(tape.gradient(scaled_sum, images), tf.float32) / loss_scale
+    return tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads)))
+
+
+def _squared_gradient_norm(critic, images, extra_inputs, loss_scale):
+    """A nested tape around a critic call, so the outer tape differentiates the penalty too."""
     with tf.GradientTape() as tape:
         tape.watch(images)
         logits = critic([images, *extra_inputs] if extra_inputs else images)
-        total = tf.reduce_sum(tf.cast(logits, tf.float32))
-    grads = tf.cast(tape.gradient(total, images), tf.float32)
-    return tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads)))
+        scaled_sum = scaled_logit_sum(logits, loss_scale)
+    return squared_input_gradient_norm(tape, scaled_sum, images, loss_scale)
 
 
 def interpolation_weights(batch, seed):
@@ -65,7 +83,7 @@ def interpolation_weights(batch, seed):
     return tf.random.stateless_uniform((batch, 1, 1, 1), seed=seed, minval=0.0, maxval=1.0)
 
 
-def gradient_penalty(critic, real_images, fake_images, alpha, extra_inputs=()):
+def gradient_penalty(critic, real_images, fake_images, alpha, extra_inputs=(), loss_scale=1.0):
     """WGAN-GP (Gulrajani et al. 2017): E[(‖∇D(x̂)‖ − 1)²] at x̂ = α·real + (1 − α)·fake.
 
     `alpha` comes from `interpolation_weights`: uniform in [0, 1] (the keras.io example draws it from a
@@ -74,10 +92,12 @@ def gradient_penalty(critic, real_images, fake_images, alpha, extra_inputs=()):
     real_images = tf.cast(real_images, tf.float32)
     fake_images = tf.cast(fake_images, tf.float32)
     interpolated = fake_images + alpha * (real_images - fake_images)
-    norms = tf.sqrt(_squared_gradient_norm(critic, interpolated, extra_inputs) + 1e-12)
+    norms = tf.sqrt(_squared_gradient_norm(critic, interpolated, extra_inputs, loss_scale) + 1e-12)
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
-def r1_penalty(critic, real_images, extra_inputs=()):
-    """R1 (Mescheder et al. 2018): E[‖∇D(real)‖²]; the caller scales it by γ/2."""
-    return tf.reduce_mean(_squared_gradient_norm(critic, tf.cast(real_images, tf.float32), extra_inputs))
+def r1_penalty(critic, real_images, extra_inputs=(), loss_scale=1.0):
+    """R1 (Mescheder et al. 2018): E[‖∇D(real)‖²]; the caller scales it by γ/2. (Training takes it from the
+    D loss's own pass over the reals instead: `GAN._penalties`.)"""
+    real_images = tf.cast(real_images, tf.float32)
+    return tf.reduce_mean(_squared_gradient_norm(critic, real_images, extra_inputs, loss_scale))

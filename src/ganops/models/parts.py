@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ganops.models.spectral import SpectralNorm
+
 LATENT_INPUT = "latent"
 LABEL_INPUT = "label"
 IMAGES_INPUT = "images"
@@ -41,17 +43,19 @@ def image_inputs(image_shape: tuple[int, int, int], num_classes: int) -> list[ke
 
 
 def spectral(layer: keras.layers.Layer, spectral_norm: bool) -> keras.layers.Layer:
-    # Keras' SpectralNormalization only normalises when called with training=True (see gan.py).
-    return layers.SpectralNormalization(layer, name=f"sn_{layer.name}") if spectral_norm else layer
+    # Our own wrapper (spectral.py): the gradient flows through σ, and u moves once per training step.
+    return SpectralNorm(layer, name=f"sn_{layer.name}") if spectral_norm else layer
 
 
 def logit(inputs: list[keras.KerasTensor], features: keras.KerasTensor, num_classes: int,
           spectral_norm: bool) -> keras.KerasTensor:
     """Dense 1 on `features`; conditional: a projection discriminator (Miyato & Koyama 2018),
-    logit = ψ(φ(x)) + ⟨e(y), φ(x)⟩ with e(y) a per-class embedding as wide as the features φ(x)."""
+    logit = ψ(φ(x)) + ⟨e(y), φ(x)⟩ with e(y) a per-class embedding as wide as the features φ(x). With spectral
+    norm both ψ and the embedding table are normalised, as in the paper."""
     plain = spectral(layers.Dense(1, name="logit"), spectral_norm)(features)
     if not num_classes:
         return plain
-    class_embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")(inputs[1])
+    embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")
+    class_embedding = spectral(embedding, spectral_norm)(inputs[1])
     projection = layers.Dot(axes=1, name="projection")([class_embedding, features])
     return layers.Add(name="projected_logit")([plain, projection])

@@ -1,7 +1,7 @@
 """Checkpoints of the whole training state, so a killed train stage resumes where it stopped.
 
 A checkpoint folder `step-000001200/` holds
-- `state.npz`: every variable that training changes — generator, discriminator (SpectralNormalization's
+- `state.npz`: every variable that training changes — generator, discriminator (SpectralNorm's
   `u` vectors and Dropout seed states included), EMA generator, both optimizers (iteration counts, moments,
   loss scale), the GAN's seed generators (latents, augmentation), its step counter and the running means
   of the epoch in progress;

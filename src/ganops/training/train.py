@@ -58,25 +58,26 @@ def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: 
               plan: devices.DevicePlan | None = None) -> GAN:
     """The compiled GAN, its variables and optimizers created under the plan's strategy and precision."""
     plan = plan or devices.plan(cfg)
+    per_loss = cfg.loss_settings()
     height, width, channels = (int(side) for side in image_shape)
     image_shape = (height, width, channels)
     with plan.building():
         generator = build_generator(cfg.arch, cfg.latent_dim, image_shape, cfg.base_filters, num_classes)
-        discriminator = build_discriminator(cfg.arch, image_shape, cfg.base_filters, cfg.d_dropout,
+        discriminator = build_discriminator(cfg.arch, image_shape, cfg.base_filters, per_loss.d_dropout,
                                             num_classes, cfg.spectral_norm)
         # The EMA generator (the saved product) always computes in float32.
         with devices.dtype_policy("float32"):
             ema = build_generator(cfg.arch, cfg.latent_dim, image_shape, cfg.base_filters, num_classes)
         gan = GAN(generator, discriminator, latent_dim=cfg.latent_dim, num_classes=num_classes,
                   ema_decay=cfg.ema_decay, augment_policy=cfg.augment, seed=cfg.seed, ema_generator=ema)
-        g_optimizer = keras.optimizers.Adam(cfg.g_learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
-        d_optimizer = keras.optimizers.Adam(cfg.d_learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        g_optimizer = keras.optimizers.Adam(cfg.g_learning_rate, beta_1=per_loss.beta_1, beta_2=cfg.beta_2)
+        d_optimizer = keras.optimizers.Adam(per_loss.d_learning_rate, beta_1=per_loss.beta_1, beta_2=cfg.beta_2)
         if plan.loss_scaling:
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
         # XLA is chosen explicitly so CPU and GPU runs compile as recorded ("auto" differs by device).
         gan.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=cfg.loss, gp_weight=cfg.gp_weight,
-                    r1_weight=cfg.r1_weight, jit_compile=plan.jit_compile)
+                    r1_weight=per_loss.r1_weight, r1_every=cfg.r1_every, jit_compile=plan.jit_compile)
         gan.build_optimizers()
     return gan
 
@@ -299,8 +300,10 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=False)
         # params.yaml's sections are the record's; these are what the stage derived from them and the data.
+        # `resolved.*`: what the null-means-per-loss keys (config.LOSS_DEFAULTS) came to for this loss.
+        resolved = {f"resolved.{key}": value for key, value in dataclasses.asdict(cfg.loss_settings()).items()}
         _log_params({"data.train_count": info.train_count, "data.image_shape": "x".join(map(str, info.image_shape)),
-                     **plan.params()})
+                     **plan.params(), **resolved})
         result = train(cfg, train_split, num_classes=classes, data_hash=info.data_hash,
                        checkpoint_dir=checkpoint_dir, plan=plan, monitor=monitor, say=say, extra_callbacks=[
                            callbacks.MlflowEpochMetrics(), sample_grid(cfg, classes)])
