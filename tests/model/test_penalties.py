@@ -31,8 +31,8 @@ def _penalty_and_grads(gan, images, step):
         with tf.GradientTape() as tape:
             with tf.GradientTape() as real_tape:
                 real_tape.watch(images)
-                real_sum = losses.scaled_logit_sum(critic(images), gan._loss_scale())
-            penalty = gan._penalties(critic, real_tape, real_sum, images, images)
+                real_sum = losses.scaled_logit_sum(critic(images), gan.loss_scale())
+            penalty = gan.penalties_of(critic, real_tape, real_sum, images, images)
         return penalty, tape.gradient(penalty, gan.discriminator.trainable_variables)
 
     return compute()
@@ -93,9 +93,9 @@ def test_loss_scaling_keeps_float16_penalty_gradients_from_underflowing():
 def test_the_penalties_use_the_d_optimizers_loss_scale(split):
     gan = train_lib.build_gan(TINY, split.images.shape[1:])
     images = tf.constant(split.images[:8])
-    assert float(gan._loss_scale()) == 1.0
+    assert float(gan.loss_scale()) == 1.0
     unscaled = float(_penalty_and_grads(gan, images, 0)[0])
     gan.d_optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
     gan.d_optimizer.build(gan.discriminator.trainable_variables)
-    assert float(gan._loss_scale()) == float(gan.d_optimizer.dynamic_scale.numpy()) == 2.0**15
+    assert float(gan.loss_scale()) == float(gan.d_optimizer.dynamic_scale.numpy()) == 2.0**15
     assert float(_penalty_and_grads(gan, images, 0)[0]) == pytest.approx(unscaled, rel=1e-4)

@@ -117,21 +117,21 @@ class GAN(keras.Model):
             return images
         return augment.diff_augment(images, self.augment_policy, _replica_seed(self.augment_seeds))
 
-    def _loss_scale(self):
+    def loss_scale(self):
         """The D optimizer's loss scale (1 without a LossScaleOptimizer): penalties' inner gradients use it too."""
         return tf.cast(self.d_optimizer.scale_loss(1.0), tf.float32)
 
-    def _penalties(self, critic, real_tape, real_sum, real_seen, fake_seen):
+    def penalties_of(self, critic, real_tape, real_sum, real_seen, fake_seen):
         """γ/2·R1 (lazy) plus λ·GP for wgan-gp. `real_tape` watched `real_seen` while it computed `real_sum`
         (`losses.scaled_logit_sum` of the D loss's real logits): R1's gradient comes from that pass."""
         total = tf.constant(0.0)
         if self.loss_name == "wgan-gp":
             alpha = losses.interpolation_weights(tf.shape(real_seen)[0], _replica_seed(self.latent_seeds))
             total += self.gp_weight * losses.gradient_penalty(
-                critic, real_seen, tf.stop_gradient(fake_seen), alpha, loss_scale=self._loss_scale())
+                critic, real_seen, tf.stop_gradient(fake_seen), alpha, loss_scale=self.loss_scale())
         if self.r1_weight:
             def lazy_r1():
-                norms = losses.squared_input_gradient_norm(real_tape, real_sum, real_seen, self._loss_scale())
+                norms = losses.squared_input_gradient_norm(real_tape, real_sum, real_seen, self.loss_scale())
                 return 0.5 * self.r1_weight * self.r1_every * tf.reduce_mean(norms)
 
             r1_step = tf.equal(tf.math.floormod(tf.convert_to_tensor(self.steps_done), self.r1_every), 0)
@@ -156,11 +156,11 @@ class GAN(keras.Model):
             with tf.GradientTape() as real_tape:
                 real_tape.watch(real_seen)
                 real_logits = critic(real_seen)
-                real_sum = losses.scaled_logit_sum(real_logits, self._loss_scale())
+                real_sum = losses.scaled_logit_sum(real_logits, self.loss_scale())
             fake_logits = critic(fake_seen)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
             g_loss = self.g_loss_fn(fake_logits)
-            penalties = self._penalties(critic, real_tape, real_sum, real_seen, fake_seen)
+            penalties = self.penalties_of(critic, real_tape, real_sum, real_seen, fake_seen)
             d_total = d_loss + penalties
             # Gradients are summed over replicas, so each replica's loss counts 1/replicas.
             d_scaled = self.d_optimizer.scale_loss(d_total / replicas)

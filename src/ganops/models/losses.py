@@ -98,6 +98,6 @@ def gradient_penalty(critic, real_images, fake_images, alpha, extra_inputs=(), l
 
 def r1_penalty(critic, real_images, extra_inputs=(), loss_scale=1.0):
     """R1 (Mescheder et al. 2018): E[‖∇D(real)‖²]; the caller scales it by γ/2. (Training takes it from the
-    D loss's own pass over the reals instead: `GAN._penalties`.)"""
+    D loss's own pass over the reals instead: `GAN.penalties_of`.)"""
     real_images = tf.cast(real_images, tf.float32)
     return tf.reduce_mean(_squared_gradient_norm(critic, real_images, extra_inputs, loss_scale))

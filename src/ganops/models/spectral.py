@@ -13,23 +13,22 @@ computes with the same W/σ as the last training step.
 
 Wraps Dense, convolutions (channels_last) and Embedding (the projection discriminator's class embedding, its
 (classes, features) table being W). Under a mixed precision policy σ is computed in float32 and W/σ cast to the
-compute dtype.
+compute dtype. Only Keras' public API is used.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
-from keras.src.backend import AutocastScope
-from keras.src.layers.convolutional.base_conv import BaseConv
 
-WRAPPABLE = (layers.Dense, layers.Embedding, BaseConv)
+CONVOLUTIONS = (layers.Conv1D, layers.Conv2D, layers.Conv3D)  # they share `convolution_op`
+WRAPPABLE = (layers.Dense, layers.Embedding, *CONVOLUTIONS)
 
 
 def _float32(variable: keras.Variable):
-    """The variable's value in float32, even inside a mixed-precision layer's autocast scope."""
-    with AutocastScope(None):
-        return ops.cast(ops.convert_to_tensor(variable.value), "float32")
+    """The variable's value in float32. Inside a mixed-precision layer's call Keras hands out float16 values:
+    cast back, σ loses at most float16's rounding of W (a relative 5e-4), below what the float16 W/σ keeps."""
+    return ops.cast(variable.value, "float32")
 
 
 def _unit(x):
@@ -41,7 +40,7 @@ class SpectralNorm(keras.layers.Wrapper):
     def __init__(self, layer: keras.layers.Layer, **kwargs):
         if not isinstance(layer, WRAPPABLE):
             raise TypeError(f"SpectralNorm wraps Dense, Conv and Embedding layers, not {type(layer).__name__}")
-        if isinstance(layer, BaseConv) and layer.data_format != "channels_last":
+        if isinstance(layer, CONVOLUTIONS) and layer.data_format != "channels_last":
             raise ValueError("SpectralNorm wraps channels_last convolutions only")
         super().__init__(layer, **kwargs)
 
@@ -92,5 +91,12 @@ class SpectralNorm(keras.layers.Wrapper):
 
 
 def spectral_layers(model: keras.Model) -> list[SpectralNorm]:
-    """Every SpectralNorm in `model`, nested models included, in a fixed order."""
-    return [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, SpectralNorm)]
+    """Every SpectralNorm in `model`, nested models included, in layer order (the networks are functional
+    models: every layer is in some model's `layers`)."""
+    found: list[SpectralNorm] = []
+    for layer in model.layers:
+        if isinstance(layer, SpectralNorm):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += spectral_layers(layer)
+    return found
