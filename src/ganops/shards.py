@@ -156,12 +156,14 @@ class ShardedSplit:
         and the process holds only the batch (measured: featurize at 100,000 64×64×3 images, 1.2 GB of
         its 1.8 GB resident memory was mapped shard pages)."""
         row_bytes = int(np.prod(self.shape))
-        header = self._mapped[shard].offset
+        mapped = self._mapped[shard]
+        assert isinstance(mapped, np.memmap)  # np.load(mmap_mode="r") of a .npy: its header's length is `offset`
+        header = mapped.offset
         runs = np.flatnonzero(np.diff(local) != 1) + 1  # where a run of consecutive rows breaks
         fd = os.open(self.folder / self.image_files[shard], os.O_RDONLY)
         try:
             for first, stop in zip(np.concatenate([[0], runs]), np.concatenate([runs, [len(local)]]), strict=True):
-                target = memoryview(out[first:stop]).cast("B")
+                target = out[first:stop].data.cast("B")
                 offset = header + int(local[first]) * row_bytes
                 while len(target):  # a regular file returns short reads only at its end: a truncated shard
                     got = os.preadv(fd, [target], offset)
