@@ -4,9 +4,10 @@ Builds the images itself (seeded coloured shapes on gradients, ten classes by sh
 straight into an uncompressed `.npz` (never two copies in memory), and a folder of `--png-count` PNGs; then
 runs each stage's real entry point (`python pipeline/<stage>.py` with a params.yaml written here: the repo's
 defaults, data at 64×64×3, `train.arch` dcgan) in its own fresh process. Per stage: wall time of the process,
-images/s, "peak MB" (VmHWM: the stage process's own peak resident memory since exec, the goal's measure) and
-"tree MB" (the largest sum of resident memory over the process and its workers, polled every 0.2 s; shared
-pages count in each, so it overstates). Rows:
+images/s, "peak MB" (VmHWM: the stage process's own peak resident memory since exec, the goal's measure),
+"anon MB" (the largest RssAnon polled every 0.2 s: its own allocations, without the file pages it maps, which
+the kernel can drop) and "tree MB" (the largest sum of resident memory over the process and its workers,
+polled alike; shared pages count in each, so it overstates). Rows:
 
 - prepare (npz), prepare_png (the PNG folder): the prepare stage; images/s over the process's wall time.
 - validate, featurize (`--featurize-epochs` epochs: the stage's 15 would take hours on 2 cores, and memory
@@ -204,6 +205,17 @@ def trainer_rate(prepared: str, params: str, steps: int, seed: int = 0) -> None:
     print(json.dumps({"images": steps * cfg.batch_size, "seconds": seconds}))
 
 
+def _anon_mb(pid: int) -> float:
+    """A process's resident anonymous memory now (RssAnon: its own allocations, not file pages it maps)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # it has just ended
+        pass
+    return 0.0
+
+
 def _tree_rss_mb(process) -> float:
     """Resident memory of a process and its descendants now (shared pages counted in each)."""
     import psutil
@@ -231,19 +243,21 @@ def run_stage(work: Path, name: str, script_args: list[str]) -> dict:
     import psutil
 
     start = time.perf_counter()
-    tree_peak = 0.0
+    tree_peak = anon_peak = 0.0
     with log.open("w") as out:
         child = subprocess.Popen(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
         watched = psutil.Process(child.pid)
         while child.poll() is None:  # the stage and any workers it starts (prepare's decoders)
             tree_peak = max(tree_peak, _tree_rss_mb(watched))
+            anon_peak = max(anon_peak, _anon_mb(child.pid))
             time.sleep(0.2)
     seconds = time.perf_counter() - start
     if child.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise SystemExit(f"{name} failed (exit {child.returncode}); the end of {log}:\n{tail}")
     measured = json.loads(result.read_text())
-    return measured | {"seconds": seconds, "tree_peak_mb": tree_peak, "log": log.read_text()}
+    return measured | {"seconds": seconds, "tree_peak_mb": tree_peak, "anon_peak_mb": anon_peak,
+                       "log": log.read_text()}
 
 
 def own_child(result_path: str, what: str, rest: list[str]) -> None:
@@ -299,7 +313,8 @@ def stage_images(name: str, work: Path, args: argparse.Namespace, measured: dict
 def measure_all(work: Path, args: argparse.Namespace, wanted: list[str]) -> dict[str, dict]:
     commands = stage_commands(work, args)
     rows: dict[str, dict] = {}
-    print(f"{'stage':<12} {'images':>9} {'seconds':>8} {'images/s':>10} {'peak MB':>8} {'tree MB':>8}  "
+    print(f"{'stage':<12} {'images':>9} {'seconds':>8} {'images/s':>10} {'peak MB':>8} {'anon MB':>8} "
+          f"{'tree MB':>8}  "
           f"(median of {args.repeats} fresh processes; peak: the largest)", flush=True)
     for name in wanted:
         runs = [run_stage(work, name, commands[name]) for _ in range(args.repeats)]
@@ -308,11 +323,12 @@ def measure_all(work: Path, args: argparse.Namespace, wanted: list[str]) -> dict
         process_seconds = statistics.median(r["seconds"] for r in runs)
         peak = max(r["peak_mb"] for r in runs)
         tree = max(r["tree_peak_mb"] for r in runs)
+        anon = max(r["anon_peak_mb"] for r in runs)
         rows[name] = {"images": images, "seconds": seconds, "rate": images / seconds, "peak_mb": peak,
                       "process_seconds": process_seconds}
         flag = "" if peak <= GOAL_MB else "  over 2 GB"
         print(f"{name:<12} {images:>9,} {process_seconds:>8.1f} {images / seconds:>10,.0f} {peak:>8.0f} "
-              f"{tree:>8.0f}{flag}", flush=True)
+              f"{anon:>8.0f} {tree:>8.0f}{flag}", flush=True)
     return rows
 
 
