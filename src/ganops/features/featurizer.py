@@ -48,8 +48,12 @@ from ganops.errors import GanopsError
 MODEL_FILE = "featurizer.keras"
 FEATURE_LAYER = "features"
 PREDICT_BATCH = 1024
+# Pixels per inference batch (`predict_batch`): PREDICT_BATCH images up to MNIST's 28 × 28, fewer of larger
+# images, so that a batch's activations stay bounded: 1,024 images of 64 × 64 make 537 MB for each
+# 32-filter activation at full side.
+PREDICT_PIXELS = PREDICT_BATCH * 28 * 28
 # Pixels measured at a time (`measure_pieces`, `split_features`): 64 MiB of float32, a whole number of
-# PREDICT_BATCH batches, so the batches and hence the features are those of one call over the whole set.
+# batches (`predict_batch`), so the batches and hence the features are those of one call over the whole set.
 CHUNK_BYTES = 64 * 2**20
 
 CLASSIFIER, AUTOENCODER, INCEPTION = "classifier", "autoencoder", "inception"  # the saved model's name
@@ -179,16 +183,17 @@ class Featurizer:
     def measure_pieces(self, pieces: Iterable[np.ndarray],
                        with_probabilities: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Features (and class probabilities, None without classes) of a set handed over piece by piece, so it
-        need never be whole in memory. Pieces of a multiple of PREDICT_BATCH images (but the last) make the
+        need never be whole in memory. Pieces of a multiple of `predict_batch` images (but the last) make the
         batches, hence the results, of one call over the whole set."""
         both = with_probabilities and self.kind == CLASSIFIER
         features, logits = [], []
         for piece in pieces:  # predict copies its input into tensors: one piece at a time bounds that copy
+            batch = predict_batch(piece.shape[1:])
             if both:
-                piece_features, piece_logits = self._both.predict(piece, batch_size=PREDICT_BATCH, verbose=0)
+                piece_features, piece_logits = self._both.predict(piece, batch_size=batch, verbose=0)
                 logits.append(np.asarray(piece_logits, np.float64))
             else:
-                piece_features = self.extractor.predict(piece, batch_size=PREDICT_BATCH, verbose=0)
+                piece_features = self.extractor.predict(piece, batch_size=batch, verbose=0)
             features.append(np.asarray(piece_features, np.float32))
         if not features:
             return np.empty((0, self.feature_dim), np.float32), (np.empty((0, self.num_classes)) if both else None)
@@ -198,12 +203,19 @@ class Featurizer:
         if self.kind != CLASSIFIER:
             raise GanopsError(f"this featurizer is an {self.kind}: it has no class probabilities (only the "
                               "classifier that featurize.kind auto trains on labelled data has them)")
-        return _softmax(np.asarray(self.network.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float64))
+        batch = predict_batch(images.shape[1:])
+        return _softmax(np.asarray(self.network.predict(images, batch_size=batch, verbose=0), np.float64))
+
+
+def predict_batch(image_shape: tuple[int, ...]) -> int:
+    """Images per inference batch: PREDICT_BATCH, or as many as hold PREDICT_PIXELS pixels when fewer."""
+    return max(1, min(PREDICT_BATCH, PREDICT_PIXELS // int(np.prod(image_shape))))
 
 
 def chunk_rows(image_shape: tuple[int, ...]) -> int:
-    """Images per piece when measuring a set piece by piece: CHUNK_BYTES of float32, whole PREDICT_BATCHes."""
-    return max(1, CHUNK_BYTES // (4 * int(np.prod(image_shape)) * PREDICT_BATCH)) * PREDICT_BATCH
+    """Images per piece when measuring a set piece by piece: CHUNK_BYTES of float32, whole batches."""
+    batch = predict_batch(image_shape)
+    return max(1, CHUNK_BYTES // (4 * int(np.prod(image_shape)) * batch)) * batch
 
 
 def pieces(images: np.ndarray) -> Iterator[np.ndarray]:
@@ -290,7 +302,7 @@ def train(cfg: FeaturizeConfig, train_split: streams.Rows, validation_split: str
         model.compile(optimizer=optimizer, loss="mse")
     # shuffle=False: the dataset shuffles itself (with the configured seed).
     model.fit(_batches(cfg, train_split, labelled), epochs=epochs, shuffle=False, verbose=0)
-    validation = streams.in_order(validation_split, PREDICT_BATCH, labels=labelled)
+    validation = streams.in_order(validation_split, predict_batch(image_shape), labels=labelled)
     if labelled:
         _, accuracy = model.evaluate(validation, verbose=0)
         return Featurizer(model), {"validation_accuracy": round(float(accuracy), 5)}
