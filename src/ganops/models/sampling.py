@@ -77,9 +77,11 @@ def generate(generator: keras.Model, latent: np.ndarray, labels: np.ndarray | No
     # Direct calls in batches rather than `predict`, whose per-call set-up costs as much as a few hundred
     # small images (the training monitor samples every few seconds; serving answers small requests).
     batch = max(1, min(BATCH, BATCH_PIXELS // int(np.prod(generator.output_shape[1:]))))
-    batches = [np.asarray(generator(_rows(inputs, start, batch), training=False), np.float32)
-               for start in range(0, len(latent), batch)]
-    return np.concatenate(batches) if batches else np.zeros((0, *generator.output_shape[1:]), np.float32)
+    # Filled in place: a list of batches and its concatenation would hold every image twice.
+    images = np.empty((len(latent), *generator.output_shape[1:]), np.float32)
+    for start in range(0, len(latent), batch):
+        images[start:start + batch] = np.asarray(generator(_rows(inputs, start, batch), training=False))
+    return images
 
 
 def _rows(inputs, start: int, count: int):
