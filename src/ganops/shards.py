@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -208,6 +209,33 @@ class ShardedSplit:
     def shard_images(self, shard: int) -> np.ndarray:
         return self._mapped[shard]
 
+    def _read_rows(self, shard: int, local: np.ndarray, out: np.ndarray) -> None:
+        """Rows `local` (ascending) of one shard into `out`, by positioned reads of each run of consecutive rows.
+
+        Not through the mmap: every page a process touches in a file mapping stays in its resident memory
+        until the mapping goes, so an epoch over a 300,000-image split (3.7 GB) would leave all of it
+        resident. Read into our own buffers, the pages stay in the page cache, shared and reclaimable,
+        and the process holds only the batch (measured: featurize at 100,000 64×64×3 images, 1.2 GB of
+        its 1.8 GB resident memory was mapped shard pages)."""
+        row_bytes = int(np.prod(self.shape))
+        mapped = self._mapped[shard]
+        assert isinstance(mapped, np.memmap)  # np.load(mmap_mode="r") of a .npy: its header's length is `offset`
+        header = mapped.offset
+        runs = np.flatnonzero(np.diff(local) != 1) + 1  # where a run of consecutive rows breaks
+        fd = os.open(self.folder / self.image_files[shard], os.O_RDONLY)
+        try:
+            for first, stop in zip(np.concatenate([[0], runs]), np.concatenate([runs, [len(local)]]), strict=True):
+                target = out[first:stop].data.cast("B")
+                offset = header + int(local[first]) * row_bytes
+                while len(target):  # a regular file returns short reads only at its end: a truncated shard
+                    got = os.preadv(fd, [target], offset)
+                    if got == 0:
+                        raise GanopsError(f"{self.folder / self.image_files[shard]}: shorter than its header says; "
+                                          "rerun prepare")
+                    target, offset = target[got:], offset + got
+        finally:
+            os.close(fd)
+
     def shard_labels(self, shard: int) -> np.ndarray | None:
         if self.label_files is None:
             return None
@@ -223,10 +251,12 @@ class ShardedSplit:
     def chunks(self, max_images: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """The split in order as (uint8 images, labels) pieces of at most `max_images` (copies, not mmaps)."""
         for shard in range(len(self.counts)):
-            pixels, labels = self.shard_images(shard), self.shard_labels(shard)
+            labels = self.shard_labels(shard)
             for start in range(0, self.counts[shard], max_images):
-                yield (np.array(pixels[start:start + max_images]),
-                       None if labels is None else np.array(labels[start:start + max_images]))
+                rows = np.arange(start, min(start + max_images, self.counts[shard]))
+                pixels = np.empty((len(rows), *self.shape), np.uint8)
+                self._read_rows(shard, rows, pixels)
+                yield pixels, None if labels is None else np.array(labels[start:start + max_images])
 
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The uint8 images (and labels) at split positions `rows`, in that order; reads only those rows."""
@@ -239,8 +269,10 @@ class ShardedSplit:
         for shard in np.unique(shard_of):
             where = np.flatnonzero(shard_of == shard)
             local = rows[where] - starts[shard]
-            order = np.argsort(local, kind="stable")  # ascending reads within the mmap
-            images[where[order]] = self.shard_images(int(shard))[local[order]]
+            order = np.argsort(local, kind="stable")  # ascending reads within the shard
+            picked = np.empty((len(local), *self.shape), np.uint8)
+            self._read_rows(int(shard), local[order], picked)
+            images[where[order]] = picked
         return images, None if self.labels is None else self.labels[rows]
 
     def signed(self, rows: np.ndarray) -> np.ndarray:

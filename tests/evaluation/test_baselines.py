@@ -41,6 +41,52 @@ def test_noisy_adds_clipped_noise_of_the_given_scale():
     assert baselines.noisy(flat_grey - 1.0, np.random.default_rng(3)).min() >= -1.0
 
 
+def _whole_array_gaussian(train: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The sampler as it was before it worked a block at a time: the figures the blocks must reproduce."""
+    flat = train.reshape(len(train), -1)
+    mean = flat.mean(axis=0, dtype=np.float64)
+    centred = (flat - mean).astype(np.float32) / np.float32(np.sqrt(len(flat) - 1))
+    samples = np.empty((n, flat.shape[1]), np.float32)
+    for start in range(0, n, baselines.GAUSSIAN_CHUNK):
+        rows = min(baselines.GAUSSIAN_CHUNK, n - start)
+        samples[start:start + rows] = rng.standard_normal((rows, len(flat)), dtype=np.float32) @ centred
+    samples += mean.astype(np.float32)
+    return np.clip(samples, -1.0, 1.0).reshape(n, *train.shape[1:])
+
+
+def test_pixel_gaussian_pieces_are_the_whole_array_sampler_block_by_block():
+    train, _ = _images(count=2 * baselines.GAUSSIAN_CHUNK + 100)  # centred over several blocks too
+    n = 2 * baselines.GAUSSIAN_CHUNK + 7
+    expected = _whole_array_gaussian(train, n, np.random.default_rng(4))
+    pieces = list(baselines.pixel_gaussian_pieces(train, n, np.random.default_rng(4), clip=True))
+    assert [len(piece) for piece in pieces] == [baselines.GAUSSIAN_CHUNK] * 2 + [7]
+    np.testing.assert_array_equal(np.concatenate(pieces), expected)
+    np.testing.assert_array_equal(baselines.pixel_gaussian(train, n, np.random.default_rng(4), clip=True), expected)
+    handed_over = train.copy()
+    in_place = baselines.pixel_gaussian_pieces(handed_over, n, np.random.default_rng(4), clip=True,
+                                               centre_in_place=True)
+    np.testing.assert_array_equal(np.concatenate(list(in_place)), expected)
+    assert not np.array_equal(handed_over, train)  # its memory held the centred images
+
+
+def test_noisy_on_consecutive_pieces_is_noisy_on_the_whole_set():
+    images, _ = _images(count=300)
+    rng = np.random.default_rng(5)
+    pieces = [baselines.noisy(images[start:start + 128], rng) for start in range(0, len(images), 128)]
+    np.testing.assert_array_equal(np.concatenate(pieces), baselines.noisy(images, np.random.default_rng(5)))
+
+
+def test_gaussian_fit_rows_keep_a_small_split_and_sample_a_large_one():
+    np.testing.assert_array_equal(baselines.gaussian_fit_rows(1000, (64, 64, 3), seed=0), np.arange(1000))
+    limit = baselines.GAUSSIAN_FIT_BYTES // (4 * 64 * 64 * 3)
+    rows = baselines.gaussian_fit_rows(300_000, (64, 64, 3), seed=0)
+    assert len(rows) == limit == 5461 and len(np.unique(rows)) == limit
+    assert np.all(np.diff(rows) > 0) and rows[0] >= 0 and rows[-1] < 300_000
+    np.testing.assert_array_equal(rows, baselines.gaussian_fit_rows(300_000, (64, 64, 3), seed=0))
+    assert not np.array_equal(rows, baselines.gaussian_fit_rows(300_000, (64, 64, 3), seed=1))
+    assert len(baselines.gaussian_fit_rows(70_000, (28, 28, 1), seed=0)) == 70_000  # MNIST: all of it
+
+
 def test_blurred_smooths_each_image_and_channel_separately():
     images = np.full((2, 9, 9, 3), -1.0, np.float32)
     images[0, 4, 4, 1] = 1.0  # one bright pixel in one channel of one image

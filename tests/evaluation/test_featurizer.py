@@ -132,3 +132,23 @@ def test_small_datasets_train_for_at_least_min_steps():
     assert training_epochs(FeaturizeConfig(epochs=15, min_steps=1000, batch_size=64), 195) == 250  # 4 steps/epoch
     assert training_epochs(FeaturizeConfig(epochs=15, min_steps=1000, batch_size=64), 8000) == 15  # 125 steps/epoch
     assert training_epochs(FeaturizeConfig(epochs=15, min_steps=0), 195) == 15
+
+
+def test_a_set_measured_piece_by_piece_is_the_set_measured_at_once(monkeypatch):
+    """`measure_pieces` (evaluate's sets, never whole in memory) gives one whole `predict` call's numbers when
+    its pieces are whole batches; `features` and `features_and_probabilities` go through it a chunk at a time."""
+    split = _split((8, 8, 1), 40, labelled=True)
+    model, _ = featurizer.train(ONE_EPOCH, split, split, num_classes=2)
+    monkeypatch.setattr(featurizer, "PREDICT_BATCH", 16)
+    whole_features, whole_logits = (np.asarray(out) for out in model._both.predict(split.images, batch_size=16,
+                                                                                       verbose=0))
+    pieces = [split.images[:16], split.images[16:32], split.images[32:]]
+    features, probabilities = model.measure_pieces(iter(pieces))
+    np.testing.assert_array_equal(features, whole_features)
+    np.testing.assert_array_equal(probabilities, featurizer._softmax(whole_logits.astype(np.float64)))
+    assert model.measure_pieces(iter(pieces), with_probabilities=False)[1] is None
+    monkeypatch.setattr(featurizer, "CHUNK_BYTES", 4 * 64 * 16)  # a chunk of one batch: three pieces
+    assert featurizer.chunk_rows((8, 8, 1)) == 16
+    np.testing.assert_array_equal(model.features(split.images), whole_features)
+    empty_features, empty_probabilities = model.measure_pieces(iter([]))
+    assert empty_features.shape == (0, model.feature_dim) and empty_probabilities.shape == (0, 2)

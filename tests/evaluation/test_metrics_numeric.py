@@ -67,6 +67,17 @@ def test_chunked_distances_agree_with_direct_ones(monkeypatch):
     assert metrics.knn_radii(reference, 3) == pytest.approx(np.sort(within, axis=1)[:, 3], abs=1e-4)
 
 
+def test_a_large_reference_gets_fewer_rows_a_block_and_the_same_neighbours(monkeypatch):
+    rng = np.random.default_rng(3)
+    queries, reference = rng.standard_normal((30, 5)), rng.standard_normal((400, 5))
+    expected = metrics.nearest_neighbours(queries, reference)
+    monkeypatch.setattr(metrics, "DISTANCE_BLOCK_BYTES", 4 * 400 * 4)  # 4 rows of 400 float32 distances a block
+    blocks = [len(block) for _, block in metrics._squared_distance_blocks(queries, reference)]
+    assert blocks == [4] * 7 + [2]
+    distances, indices = metrics.nearest_neighbours(queries, reference)
+    assert indices.tolist() == expected[1].tolist() and distances == pytest.approx(expected[0], abs=1e-6)
+
+
 def test_copying_indicators_compare_nearest_train_and_reference_distances():
     train, reference = np.array([[0.0], [10.0]]), np.array([[4.0], [6.0]])
     samples = np.array([[0.0], [1.0], [3.0], [5.0], [9.0]])

@@ -64,6 +64,24 @@ def test_shards_split_by_bytes_and_read_in_chunks_and_rows(tmp_path):
     assert shards.shard_capacity((64, 64, 3)) == 5461  # 64 MiB of 64×64×3 images
 
 
+def test_rows_are_read_into_our_own_buffers_not_through_the_mapping(tmp_path):
+    """`gather` and `chunks` read by positioned reads (each run of consecutive rows at once), so the pages of
+    a split read over an epoch are not left resident in the process; a truncated shard is a one-line error."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (40, 2, 3, 1), dtype=np.uint8)
+    artifacts.write_split(tmp_path / "s", artifacts.Split(pixels, None), shard_bytes=16 * 6)  # 16 per shard
+    split = shards.ShardedSplit.open(tmp_path / "s")
+    everything = np.arange(40)
+    for rows in (everything, rng.permutation(everything), np.array([3, 4, 5, 9, 9, 10, 31, 30, 16, 15, 39]),
+                 np.array([], np.int64)):
+        np.testing.assert_array_equal(split.gather(rows)[0], pixels[rows])
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in split.chunks(7)]), pixels)
+    shard = tmp_path / "s" / split.image_files[1]
+    shard.write_bytes(shard.read_bytes()[:-6])  # the last image of shard 1 lost after the split was opened
+    with pytest.raises(GanopsError, match="shorter than its header says"):
+        split.gather(np.array([31]))
+
+
 def test_quantisation_is_defined_once_and_inverts():
     pixels = np.arange(256, dtype=np.uint8)
     np.testing.assert_array_equal(shards.from_signed(shards.to_signed(pixels)), pixels)

@@ -12,6 +12,7 @@ for its floor: a validation sample.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,15 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
             test_split: streams.Rows, validation_split: streams.Rows,
             featurizer: featurizer_lib.Featurizer, generated_labels: np.ndarray | None = None) -> Evaluation:
     """Every metric for `generated` (with its conditioning labels, for a conditional generator), for the real
-    floor and for the baselines, each against one reference sample of the test split. The splits are read
-    by rows (sampled sets) and in chunks (the train split's features); only the pixel Gaussian reads all of the
-    train split at once."""
+    floor and for the baselines, each against one reference sample of the test split. Every set is read and
+    measured a piece at a time (the train split's features in chunks): memory does not grow with the splits."""
     count = min(len(generated), len(train_split), len(test_split))
     reference_index, real_index = metrics.reference_indices(count, len(test_split), len(train_split), cfg.seed)
     generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
     measured = _measure_sets(cfg, featurizer, generated, train_split, real_index)
-    reference = _MeasuredSet(*featurizer.features_and_probabilities(test_split.signed(reference_index)))
+    reference = _MeasuredSet(*featurizer.measure_pieces(_row_pieces(test_split, reference_index)))
     train_features = featurizer.split_features(train_split)
     draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     sections, paired = _distance_sections(cfg, measured, reference.features, draws)
@@ -107,15 +107,28 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
 def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, generated: np.ndarray,
                   train_split: streams.Rows, real_index: np.ndarray) -> dict[str, _MeasuredSet]:
     """Each set of `metric_specs.SETS` (n images each) in the feature space: the model's samples, the real
-    floor (a train sample) and the baselines built from the train split."""
-    baseline_rng = np.random.default_rng([cfg.seed, len(generated)])
-    real_images = train_split.signed(real_index)
-    # The pixel Gaussian's sampler multiplies by every centred training image: the one whole-split read here.
-    train_images = train_split.signed(np.arange(len(train_split)))
-    images = {metric_specs.MODEL: generated, metric_specs.REAL: real_images,
-              "pixel_gaussian": baselines.pixel_gaussian(train_images, len(generated), baseline_rng, clip=True),
-              "noisy_train": baselines.noisy(real_images, baseline_rng)}
-    return {name: _MeasuredSet(*featurizer.features_and_probabilities(batch)) for name, batch in images.items()}
+    floor (a train sample) and the baselines built from the train split, each made and measured in turn (their
+    order is the baselines' draw order) a piece at a time (`Featurizer.measure_pieces`)."""
+    baseline_rng = np.random.default_rng([cfg.seed, len(generated)])  # the Gaussian's draws, then the noise's
+
+    def gaussian() -> Iterator[np.ndarray]:
+        fit = train_split.signed(baselines.gaussian_fit_rows(len(train_split), train_split.shape, cfg.seed))
+        yield from baselines.pixel_gaussian_pieces(fit, len(generated), baseline_rng, clip=True,
+                                                   centre_in_place=True)
+
+    sets = {metric_specs.MODEL: lambda: featurizer_lib.pieces(generated),
+            metric_specs.REAL: lambda: _row_pieces(train_split, real_index),
+            "pixel_gaussian": gaussian,
+            "noisy_train": lambda: (baselines.noisy(piece, baseline_rng)
+                                    for piece in _row_pieces(train_split, real_index))}
+    return {name: _MeasuredSet(*featurizer.measure_pieces(make())) for name, make in sets.items()}
+
+
+def _row_pieces(split: streams.Rows, rows: np.ndarray) -> Iterator[np.ndarray]:
+    """The split's images at `rows` (float32 [-1, 1]), `featurizer_lib.chunk_rows` at a time."""
+    step = featurizer_lib.chunk_rows(split.shape)
+    for start in range(0, len(rows), step):
+        yield split.signed(rows[start:start + step])
 
 
 def _distance_sections(cfg: EvaluateConfig, measured: dict[str, _MeasuredSet], reference_features: np.ndarray,
@@ -168,7 +181,7 @@ def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features:
     validation_count = min(count, len(validation_split))
     validation_index = np.random.default_rng([cfg.seed, validation_count]).choice(
         len(validation_split), validation_count, replace=False)
-    validation_features = featurizer.features(validation_split.signed(validation_index))
+    validation_features = featurizer.measure_pieces(_row_pieces(validation_split, validation_index), False)[0]
     for name, features, rows in (
             (metric_specs.MODEL, model_features, draws.sample),
             (metric_specs.REAL, validation_features,

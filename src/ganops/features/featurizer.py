@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import keras
@@ -47,8 +48,12 @@ from ganops.errors import GanopsError
 MODEL_FILE = "featurizer.keras"
 FEATURE_LAYER = "features"
 PREDICT_BATCH = 1024
-# Pixels read at a time when featurising a whole split (`split_features`): 64 MiB of float32, a whole number
-# of PREDICT_BATCH batches, so the batches and hence the features are those of one call over the whole split.
+# Pixels per inference batch (`predict_batch`): PREDICT_BATCH images up to MNIST's 28 × 28, fewer of larger
+# images, so that a batch's activations stay bounded: 1,024 images of 64 × 64 make 537 MB for each
+# 32-filter activation at full side.
+PREDICT_PIXELS = PREDICT_BATCH * 28 * 28
+# Pixels measured at a time (`measure_pieces`, `split_features`): 64 MiB of float32, a whole number of
+# batches (`predict_batch`), so the batches and hence the features are those of one call over the whole set.
 CHUNK_BYTES = 64 * 2**20
 
 CLASSIFIER, AUTOENCODER, INCEPTION = "classifier", "autoencoder", "inception"  # the saved model's name
@@ -162,28 +167,62 @@ class Featurizer:
         return int(self.extractor.output.shape[-1])
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self.extractor.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float32)
+        return self.measure_pieces(pieces(images), with_probabilities=False)[0]
 
     def split_features(self, split: streams.Rows) -> np.ndarray:
         """Features of every image of `split` in order, its pixels read a bounded chunk at a time."""
-        pixels_per_image = int(np.prod(split.shape))
-        chunk = max(1, CHUNK_BYTES // (4 * pixels_per_image * PREDICT_BATCH)) * PREDICT_BATCH
-        parts = [self.features(split.signed(np.arange(start, min(start + chunk, len(split)))))
-                 for start in range(0, len(split), chunk)]
-        return np.concatenate(parts) if parts else np.empty((0, self.feature_dim), np.float32)
+        rows = chunk_rows(split.shape)
+        chunks = (split.signed(np.arange(start, min(start + rows, len(split))))
+                  for start in range(0, len(split), rows))
+        return self.measure_pieces(chunks, with_probabilities=False)[0]
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Both from one forward pass; probabilities are None for a featurizer without classes."""
-        if self.kind != CLASSIFIER:
-            return self.features(images), None
-        features, logits = self._both.predict(images, batch_size=PREDICT_BATCH, verbose=0)
-        return np.asarray(features, np.float32), _softmax(np.asarray(logits, np.float64))
+        return self.measure_pieces(pieces(images))
+
+    def measure_pieces(self, pieces: Iterable[np.ndarray],
+                       with_probabilities: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features (and class probabilities, None without classes) of a set handed over piece by piece, so it
+        need never be whole in memory. Pieces of a multiple of `predict_batch` images (but the last) make the
+        batches, hence the results, of one call over the whole set."""
+        both = with_probabilities and self.kind == CLASSIFIER
+        features, logits = [], []
+        for piece in pieces:  # predict copies its input into tensors: one piece at a time bounds that copy
+            batch = predict_batch(piece.shape[1:])
+            if both:
+                piece_features, piece_logits = self._both.predict(piece, batch_size=batch, verbose=0)
+                logits.append(np.asarray(piece_logits, np.float64))
+            else:
+                piece_features = self.extractor.predict(piece, batch_size=batch, verbose=0)
+            features.append(np.asarray(piece_features, np.float32))
+        if not features:
+            return np.empty((0, self.feature_dim), np.float32), (np.empty((0, self.num_classes)) if both else None)
+        return np.concatenate(features), _softmax(np.concatenate(logits)) if both else None
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.kind != CLASSIFIER:
             raise GanopsError(f"this featurizer is an {self.kind}: it has no class probabilities (only the "
                               "classifier that featurize.kind auto trains on labelled data has them)")
-        return _softmax(np.asarray(self.network.predict(images, batch_size=PREDICT_BATCH, verbose=0), np.float64))
+        batch = predict_batch(images.shape[1:])
+        return _softmax(np.asarray(self.network.predict(images, batch_size=batch, verbose=0), np.float64))
+
+
+def predict_batch(image_shape: tuple[int, ...]) -> int:
+    """Images per inference batch: PREDICT_BATCH, or as many as hold PREDICT_PIXELS pixels when fewer."""
+    return max(1, min(PREDICT_BATCH, PREDICT_PIXELS // int(np.prod(image_shape))))
+
+
+def chunk_rows(image_shape: tuple[int, ...]) -> int:
+    """Images per piece when measuring a set piece by piece: CHUNK_BYTES of float32, whole batches."""
+    batch = predict_batch(image_shape)
+    return max(1, CHUNK_BYTES // (4 * int(np.prod(image_shape)) * batch)) * batch
+
+
+def pieces(images: np.ndarray) -> Iterator[np.ndarray]:
+    """`images` in consecutive views of `chunk_rows` images, for `Featurizer.measure_pieces`."""
+    rows = chunk_rows(images.shape[1:])
+    for start in range(0, len(images), rows):
+        yield images[start:start + rows]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -263,7 +302,7 @@ def train(cfg: FeaturizeConfig, train_split: streams.Rows, validation_split: str
         model.compile(optimizer=optimizer, loss="mse")
     # shuffle=False: the dataset shuffles itself (with the configured seed).
     model.fit(_batches(cfg, train_split, labelled), epochs=epochs, shuffle=False, verbose=0)
-    validation = streams.in_order(validation_split, PREDICT_BATCH, labels=labelled)
+    validation = streams.in_order(validation_split, predict_batch(image_shape), labels=labelled)
     if labelled:
         _, accuracy = model.evaluate(validation, verbose=0)
         return Featurizer(model), {"validation_accuracy": round(float(accuracy), 5)}

@@ -15,8 +15,11 @@ import numpy as np
 # Added to both covariances: a tiny ridge keeps the matrix square root finite when features are
 # (nearly) collinear, which happens with few samples or a collapsed generator.
 COVARIANCE_EPS = 1e-6
-# Rows per block of a pairwise-distance computation: 2,048 × 10,000 float32 distances are 80 MB.
+# Rows per block of a pairwise-distance computation: 2,048 × 10,000 float32 distances are 80 MB. Fewer
+# against a reference of over 16,384 rows (a large train split: 2,048 × 195,000 would be 1.6 GB), so that
+# a block stays within DISTANCE_BLOCK_BYTES whatever the split's size.
 DISTANCE_CHUNK = 2048
+DISTANCE_BLOCK_BYTES = 128 * 2**20
 # A class counts as covered when the generator produces it at least this fraction as often as the
 # reference data does (a generator that never or rarely draws a class has dropped that mode).
 COVERAGE_MIN_SHARE = 0.5
@@ -196,8 +199,9 @@ def _squared_distance_blocks(queries: np.ndarray, reference: np.ndarray):
     """Yield (start, block) with block[i, j] = ‖queries[start + i] − reference[j]‖², in float32."""
     queries, reference = np.asarray(queries, np.float32), np.asarray(reference, np.float32)
     reference_norms = _squared_norms(reference)
-    for start in range(0, len(queries), DISTANCE_CHUNK):
-        block = queries[start:start + DISTANCE_CHUNK]
+    rows = min(DISTANCE_CHUNK, max(1, DISTANCE_BLOCK_BYTES // (4 * max(1, len(reference)))))
+    for start in range(0, len(queries), rows):
+        block = queries[start:start + rows]
         # One allocation per block, the rest in place: at 10,000 columns the element-wise passes cost
         # more than the matrix product.
         squared = block @ reference.T

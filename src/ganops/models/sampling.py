@@ -16,6 +16,9 @@ import numpy as np
 from ganops.errors import GanopsError
 
 BATCH = 1024
+# At most this many pixels a call: BATCH images up to 28 × 28, fewer of larger ones, so that a call's
+# activations stay bounded (1,024 DCGAN images of 64 × 64 hold 537 MB in each 32-channel full-side layer).
+BATCH_PIXELS = BATCH * 28 * 28
 LABEL_INPUT = "label"
 
 
@@ -73,15 +76,18 @@ def generate(generator: keras.Model, latent: np.ndarray, labels: np.ndarray | No
         inputs = {"latent": latent, LABEL_INPUT: labels.astype(np.int32)}
     # Direct calls in batches rather than `predict`, whose per-call set-up costs as much as a few hundred
     # small images (the training monitor samples every few seconds; serving answers small requests).
-    batches = [np.asarray(generator(_rows(inputs, start), training=False), np.float32)
-               for start in range(0, len(latent), BATCH)]
-    return np.concatenate(batches) if batches else np.zeros((0, *generator.output_shape[1:]), np.float32)
+    batch = max(1, min(BATCH, BATCH_PIXELS // int(np.prod(generator.output_shape[1:]))))
+    # Filled in place: a list of batches and its concatenation would hold every image twice.
+    images = np.empty((len(latent), *generator.output_shape[1:]), np.float32)
+    for start in range(0, len(latent), batch):
+        images[start:start + batch] = np.asarray(generator(_rows(inputs, start, batch), training=False))
+    return images
 
 
-def _rows(inputs, start: int):
+def _rows(inputs, start: int, count: int):
     if isinstance(inputs, dict):
-        return {name: values[start:start + BATCH] for name, values in inputs.items()}
-    return inputs[start:start + BATCH]
+        return {name: values[start:start + count] for name, values in inputs.items()}
+    return inputs[start:start + count]
 
 
 def sample(generator: keras.Model, count: int, seed: int, labels: np.ndarray | None = None) -> np.ndarray:
