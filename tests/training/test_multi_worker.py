@@ -115,7 +115,8 @@ def test_two_workers_train_resume_after_a_killed_worker_and_agree(prepared_digit
     assert [key for key in chief_state if not np.array_equal(chief_state[key], worker_state[key])] == []
     assert int(chief_state[next(k for k in chief_state if k.startswith("gan."))].max()) >= 0  # a real state file
     assert (tmp_path / "gan" / "generator.keras").exists()
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    client = mlflow.MlflowClient(tracking_uri=mlflow_store)  # the stage's store, whatever this process last used
+    runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
     assert len(runs) == 1 and runs[0].data.params["runtime.workers"] == "2"
     assert runs[0].data.params["runtime.strategy"] == "MultiWorkerMirroredStrategy"
     assert "train: 2 workers, 2× cpu (MultiWorkerMirroredStrategy), float32" in cluster.log(0)
