@@ -10,6 +10,7 @@ and can start at any step without replaying the steps before it (an exact mid-ep
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import numpy as np
@@ -38,6 +39,40 @@ class Rows(Protocol):
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...  # stored dtype
 
     def signed(self, rows: np.ndarray) -> np.ndarray: ...  # float32 in [-1, 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSubset:
+    """Rows `rows` of `split` as a split of their own, read on demand: a subset that holds no pixels."""
+
+    split: Rows
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.split.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.split.shape
+
+    @property
+    def labelled(self) -> bool:
+        return self.split.labelled
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        labels = self.split.labels
+        return None if labels is None else labels[self.rows]
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.split.gather(self.rows[np.asarray(rows, np.int64)])
+
+    def signed(self, rows: np.ndarray) -> np.ndarray:
+        return self.split.signed(self.rows[np.asarray(rows, np.int64)])
 
 
 # A split whose stored pixels fit in this many bytes is read once and gathered inside the graph: a per-batch

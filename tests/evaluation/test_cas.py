@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganops import artifacts
 from ganops.config import EvaluateConfig
 from ganops.evaluation import cas, evaluate
 
@@ -22,7 +23,7 @@ def test_true_labels_score_near_the_floor_and_permuted_ones_near_chance(digits_s
     assert labelled["cas_real"] > 0.6 and labelled["cas"] > 0.6
     # The same images with their labels shuffled teach nothing: near chance (0.1), far below.
     permuted_labels = np.random.default_rng(0).permutation(validation.labels)
-    permuted = cas.correct_on_test(cfg, validation.images, permuted_labels, test, 10)
+    permuted = cas.correct_on_test(cfg, artifacts.Split(images=validation.images, labels=permuted_labels), test, 10)
     assert set(np.unique(permuted)) <= {0.0, 1.0} and len(permuted) == len(test)
     assert permuted.mean() < 0.35 < labelled["cas_low"]
 

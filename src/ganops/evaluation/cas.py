@@ -31,11 +31,10 @@ def _test_correct(classifier: featurizer_lib.Featurizer, test_split: streams.Row
     return np.concatenate(correct).astype(np.float64)
 
 
-def correct_on_test(cfg: EvaluateConfig, images: np.ndarray, labels: np.ndarray, test_split: streams.Rows,
-                      num_classes: int) -> np.ndarray:
-    """Train the classifier on (images, labels) and return its per-test-image correctness."""
+def correct_on_test(cfg: EvaluateConfig, training: streams.Rows, test_split: streams.Rows,
+                    num_classes: int) -> np.ndarray:
+    """Train the classifier on the labelled `training` rows and return its per-test-image correctness."""
     recipe = FeaturizeConfig(min_steps=cfg.cas_steps, seed=cfg.seed)
-    training = artifacts.Split(images=images, labels=labels.astype(np.int64))
     classifier, _ = featurizer_lib.train(recipe, training, test_split, num_classes)
     return _test_correct(classifier, test_split)
 
@@ -47,15 +46,22 @@ def scores(cfg: EvaluateConfig, generated: np.ndarray, generated_labels: np.ndar
     `cas_high` and the same keys suffixed `_real`; with `evaluate.cas_steps` 0, only why it is omitted."""
     if not cfg.cas_steps:
         return {"omitted": {NAME: "evaluate.cas_steps is 0"}}
-    assert train_split.labels is not None
-    real_images = train_split.signed(real_index)
-    correct = {"": correct_on_test(cfg, generated, generated_labels, test_split, num_classes),
-               "_real": correct_on_test(cfg, real_images, train_split.labels[real_index], test_split, num_classes)}
-    draws = metrics.BootstrapDraws.draw(len(test_split), cfg.bootstrap_replicates, cfg.seed + 1)
+    generated_split = artifacts.Split(images=generated, labels=np.asarray(generated_labels, np.int64))
+    # The floor's images are read from the shards as its classifier trains, not held.
+    correct = {"": correct_on_test(cfg, generated_split, test_split, num_classes),
+               "_real": correct_on_test(cfg, streams.RowSubset(train_split, real_index), test_split, num_classes)}
+    # One resample of the test images at a time (a whole draw matrix is replicates × test images), the same
+    # rows for both scores, so they compare pairwise.
+    rng = np.random.default_rng([cfg.seed, len(test_split), cfg.bootstrap_replicates])
+    replicates: dict[str, list[float]] = {suffix: [] for suffix in correct}
+    for _ in range(cfg.bootstrap_replicates):
+        rows = rng.integers(0, len(test_split), len(test_split))
+        for suffix, indicators in correct.items():
+            replicates[suffix].append(float(indicators[rows].mean()))
     results: dict[str, float] = {}
     for suffix, indicators in correct.items():
         estimate = float(indicators.mean())
-        replicates = metrics.indicator_replicates(indicators, draws.sample)
-        low, high = metrics.percentile_interval(metrics.centred_replicates(replicates, estimate), cfg.confidence)
+        low, high = metrics.percentile_interval(metrics.centred_replicates(np.array(replicates[suffix]), estimate),
+                                                cfg.confidence)
         results.update({f"{NAME}{suffix}": estimate, f"{NAME}_low{suffix}": low, f"{NAME}_high{suffix}": high})
     return results
