@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -22,7 +21,7 @@ import pandas as pd
 
 from ganops import artifacts, imaging, lineage, metric_specs, streams
 from ganops.config import EvaluateConfig
-from ganops.evaluation import baselines, cas, report
+from ganops.evaluation import baselines, cas, classes, report
 from ganops.features import featurizer as featurizer_lib
 from ganops.features import metrics, quality
 from ganops.models import sampling
@@ -33,7 +32,6 @@ CLASS_GRID_COLUMNS = 8
 CLASS_HISTOGRAM_FILE = "class_histogram.csv"  # a DVC plot
 CLASS_GRID_FILE = "class_grid.png"
 NEIGHBOURS_FILE = "neighbours.png"
-CONDITIONAL_METRICS = tuple(spec.name for spec in metric_specs.SPECS if spec.conditional)
 
 
 @dataclasses.dataclass
@@ -94,12 +92,12 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
         results["omitted"] = {spec.name: why for spec in metric_specs.SPECS if spec.classes}
         return Evaluation(results, evidence, None, neighbours, generated, None)
     reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
-    class_results, class_table = class_metrics(featurizer.num_classes, model_probs, real_probs,
+    class_results, class_table = classes.class_metrics(featurizer.num_classes, model_probs, real_probs,
                                                reference.probabilities, generated_labels, reference_labels)
     if generated_labels is not None and reference_labels is not None:
         class_results.update(cas.scores(cfg, generated, generated_labels, train_split, real_index, test_split,
                                         featurizer.num_classes))
-    _merge_class_results(results, class_results)
+    classes.merge_into(results, class_results)
     return Evaluation(results, evidence, class_table, neighbours, generated,
                       generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
 
@@ -198,49 +196,6 @@ def _nearest_train_images(generated: np.ndarray, generated_features: np.ndarray,
     generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
     return generated[closest], train_split.signed(nearest_train[closest]), generated_to_train[closest]
-
-
-def _merge_class_results(results: dict, class_results: dict) -> None:
-    """The classifier's metrics into metrics.json: `*_real` ones into the real floor's section."""
-    omitted = class_results.pop("omitted", None)
-    for name, value in class_results.items():
-        if name.endswith("_real"):
-            results[metric_specs.REAL][name.removesuffix("_real")] = value
-        else:
-            results[name] = value
-    if omitted:
-        results["omitted"] = omitted
-
-
-def class_metrics(classes: int, generated_probs: np.ndarray, real_probs: np.ndarray, reference_probs: np.ndarray,
-                  generated_labels: np.ndarray | None,
-                  reference_labels: np.ndarray | None) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The classifier's view: score, coverage and entropy of generated vs real samples against the reference's
-    class histogram, and (conditional generators) accuracy on the requested classes. Returns the metrics
-    and the per-class table."""
-    predicted = generated_probs.argmax(axis=1)
-    histogram = metrics.class_histogram(predicted, classes)
-    real_histogram = metrics.class_histogram(real_probs.argmax(axis=1), classes)
-    reference_histogram = metrics.class_histogram(reference_probs.argmax(axis=1), classes)
-    results: dict[str, Any] = {
-        "classifier_score": metrics.classifier_score(generated_probs),
-        "classifier_score_real": metrics.classifier_score(real_probs),
-        "class_coverage": metrics.class_coverage(histogram, reference_histogram),
-        "class_coverage_real": metrics.class_coverage(real_histogram, reference_histogram),
-        "class_entropy": metrics.class_entropy(histogram),
-        "class_entropy_real": metrics.class_entropy(real_histogram),
-    }
-    table = pd.DataFrame({"class": np.arange(classes), "generated": histogram, "real": real_histogram,
-                          "test": reference_histogram})
-    if generated_labels is None or reference_labels is None:
-        results["omitted"] = dict.fromkeys(CONDITIONAL_METRICS, "unconditional generator")
-        return results, table
-    reference_predicted = reference_probs.argmax(axis=1)
-    results["conditional_accuracy"] = float(np.mean(predicted == generated_labels))
-    results["conditional_accuracy_real"] = float(np.mean(reference_predicted == reference_labels))
-    table["accuracy"] = metrics.per_class_accuracy(predicted, generated_labels, classes)
-    table["accuracy_real"] = metrics.per_class_accuracy(reference_predicted, reference_labels, classes)
-    return results, table
 
 
 def class_grid(images: np.ndarray, classes: np.ndarray, num_classes: int,
