@@ -74,6 +74,8 @@ RULES = (
     Rule(r"^mlflow ui ", "server", "/"),
     Rule(r"^python benchmarks/train_throughput\.py ", "shrink", "--steps 2 --repeats 1"),
     Rule(r"^python benchmarks/digits_quality\.py$", "shrink", "--seeds 0"),
+    Rule(r"^python benchmarks/large_data\.py ", "skip", "300,000 images and every stage: about an hour here; "
+         "tests/pipeline/test_large_data_benchmark.py runs it at a tiny size"),
     Rule(r"^python benchmarks/quality_budget\.py ", "shrink", "--seconds 4 --every 2 --seeds 0",
          needs_mnist=True),
     Rule(r"^ganops ", "run"),

@@ -66,7 +66,7 @@ def test_copying_flags_a_generator_that_returns_training_images(cases):
 def test_every_set_carries_each_metric_with_an_interval_around_it(cases, digits_featurizer):
     metrics = cases["noisy"].metrics
     assert metrics["featurizer_hash"] == digits_featurizer.hash and metrics["featurizer"] == "classifier"
-    assert metrics["omitted"] == {"conditional_accuracy": "unconditional generator"}
+    assert metrics["omitted"] == {"conditional_accuracy": "unconditional generator", "cas": "unconditional generator"}
     assert metrics["num_samples"] == 60 and metrics["bootstrap_replicates"] == 50
     for name in metric_specs.SETS:
         section = metrics if name == metric_specs.MODEL else metrics[name]

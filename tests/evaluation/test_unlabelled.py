@@ -39,7 +39,7 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
     metrics = evaluation.metrics
     assert metrics["featurizer"] == "autoencoder" and evaluation.class_table is None
     assert set(metrics["omitted"]) == {"classifier_score", "class_coverage", "class_entropy",
-                                       "conditional_accuracy"}
+                                       "conditional_accuracy", "cas"}
     assert all("unlabelled" in why for why in metrics["omitted"].values())
     assert not any(key.startswith("class") for key in metrics)
     assert metrics["copying"] == 1.0 and np.isfinite(metrics["fd"]) and metrics["real"]["fd"] > 0
@@ -50,4 +50,4 @@ def test_unlabelled_data_gets_an_autoencoder_and_omits_class_metrics(prepared_di
         run_id="r", metrics=metrics, champion=None, samples=tmp_path / "samples.png", class_grid=None,
         neighbours=None, class_table=None, neighbour_distances=evaluation.neighbours[2],
         history=tmp_path / "absent.csv", conditional=False))
-    assert page.count("omitted: unlabelled data") == 4 and "<h2>Classes</h2>" not in page
+    assert page.count("omitted: unlabelled data") == 5 and "<h2>Classes</h2>" not in page
