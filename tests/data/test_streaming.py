@@ -209,3 +209,14 @@ def test_a_folder_file_that_fails_mid_stream_is_skipped_by_a_second_pass(tmp_pat
     provenance = artifacts.read_json(tmp_path / "a" / artifacts.PreparedData.SOURCE_FILE)
     assert [(Path(s["file"]).name, s["problem"][:19]) for s in provenance["skipped"]] == \
         [("00025.png", "cannot read image (")]
+
+
+def test_a_piece_memory_cannot_hold_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    def exhausted(*_args):
+        raise MemoryError
+
+    monkeypatch.setattr(prepare, "_prepare", exhausted)
+    with pytest.raises(GanopsError, match=r"^digits: not enough memory to read pieces of 4,096 images at their "
+                                          r"original size$"):
+        prepare.run(DataConfig(), tmp_path / "prepared")
+    assert list(tmp_path.iterdir()) == []

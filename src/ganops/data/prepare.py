@@ -256,6 +256,9 @@ def run(cfg: DataConfig, out_dir: str | Path, raw_dir: str | Path | None = None,
         except sources.UnreadableFile as late:
             unreadable |= late.problems
             continue
+        except MemoryError:  # a piece at its original size (large photos being resized) that memory cannot hold
+            raise GanopsError(f"{cfg.path or cfg.source}: not enough memory to read pieces of {chunk_images:,} "
+                              "images at their original size") from None
         for skipped_file, problem in stream.skipped:
             print(f"skipped {skipped_file}: {problem}", file=sys.stderr, flush=True)
         return info
