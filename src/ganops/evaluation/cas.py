@@ -21,14 +21,12 @@ from ganops.features import metrics
 NAME = "cas"  # the metric_specs name
 
 
-def _test_correct(classifier: featurizer_lib.Featurizer, test_split: streams.Rows, chunk: int = 4096) -> np.ndarray:
-    """1 for each test image the classifier labels right, else 0, read in chunks."""
+def _test_correct(classifier: featurizer_lib.Featurizer, test_split: streams.Rows) -> np.ndarray:
+    """1 for each test image the classifier labels right, else 0, the split read a piece at a time."""
     assert test_split.labels is not None
-    correct = []
-    for start in range(0, len(test_split), chunk):
-        rows = np.arange(start, min(start + chunk, len(test_split)))
-        correct.append(classifier.probabilities(test_split.signed(rows)).argmax(axis=1) == test_split.labels[rows])
-    return np.concatenate(correct).astype(np.float64)
+    _, probabilities = classifier.measure_pieces(featurizer_lib.split_pieces(test_split))
+    assert probabilities is not None  # a classifier's
+    return (probabilities.argmax(axis=1) == test_split.labels).astype(np.float64)
 
 
 def correct_on_test(cfg: EvaluateConfig, training: streams.Rows, test_split: streams.Rows,

@@ -69,7 +69,7 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
     measured = _measure_sets(cfg, featurizer, generated, train_split, real_index)
-    reference = _MeasuredSet(*featurizer.measure_pieces(_row_pieces(test_split, reference_index)))
+    reference = _MeasuredSet(*featurizer.measure_pieces(featurizer_lib.split_pieces(test_split, reference_index)))
     train_features = featurizer.split_features(train_split)
     draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     sections, paired = _distance_sections(cfg, measured, reference.features, draws)
@@ -115,18 +115,11 @@ def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, ge
                                                    centre_in_place=True)
 
     sets = {metric_specs.MODEL: lambda: featurizer_lib.pieces(generated),
-            metric_specs.REAL: lambda: _row_pieces(train_split, real_index),
+            metric_specs.REAL: lambda: featurizer_lib.split_pieces(train_split, real_index),
             "pixel_gaussian": gaussian,
             "noisy_train": lambda: (baselines.noisy(piece, baseline_rng)
-                                    for piece in _row_pieces(train_split, real_index))}
+                                    for piece in featurizer_lib.split_pieces(train_split, real_index))}
     return {name: _MeasuredSet(*featurizer.measure_pieces(make())) for name, make in sets.items()}
-
-
-def _row_pieces(split: streams.Rows, rows: np.ndarray) -> Iterator[np.ndarray]:
-    """The split's images at `rows` (float32 [-1, 1]), `featurizer_lib.chunk_rows` at a time."""
-    step = featurizer_lib.chunk_rows(split.shape)
-    for start in range(0, len(rows), step):
-        yield split.signed(rows[start:start + step])
 
 
 def _distance_sections(cfg: EvaluateConfig, measured: dict[str, _MeasuredSet], reference_features: np.ndarray,
@@ -179,7 +172,8 @@ def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features:
     validation_count = min(count, len(validation_split))
     validation_index = np.random.default_rng([cfg.seed, validation_count]).choice(
         len(validation_split), validation_count, replace=False)
-    validation_features = featurizer.measure_pieces(_row_pieces(validation_split, validation_index), False)[0]
+    validation_features = featurizer.measure_pieces(
+        featurizer_lib.split_pieces(validation_split, validation_index), False)[0]
     for name, features, rows in (
             (metric_specs.MODEL, model_features, draws.sample),
             (metric_specs.REAL, validation_features,

@@ -171,10 +171,7 @@ class Featurizer:
 
     def split_features(self, split: streams.Rows) -> np.ndarray:
         """Features of every image of `split` in order, its pixels read a bounded chunk at a time."""
-        rows = chunk_rows(split.shape)
-        chunks = (split.signed(np.arange(start, min(start + rows, len(split))))
-                  for start in range(0, len(split), rows))
-        return self.measure_pieces(chunks, with_probabilities=False)[0]
+        return self.measure_pieces(split_pieces(split), with_probabilities=False)[0]
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Both from one forward pass; probabilities are None for a featurizer without classes."""
@@ -216,6 +213,16 @@ def chunk_rows(image_shape: tuple[int, ...]) -> int:
     """Images per piece when measuring a set piece by piece: CHUNK_BYTES of float32, whole batches."""
     batch = predict_batch(image_shape)
     return max(1, CHUNK_BYTES // (4 * int(np.prod(image_shape)) * batch)) * batch
+
+
+def split_pieces(split: streams.Rows, rows: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """The split's images at `rows` (default: all, in order) as float32 [-1, 1], `chunk_rows` at a time, for
+    `Featurizer.measure_pieces`: only one piece is read at once."""
+    step = chunk_rows(split.shape)
+    count = len(split) if rows is None else len(rows)
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        yield split.signed(np.arange(start, stop) if rows is None else rows[start:stop])
 
 
 def pieces(images: np.ndarray) -> Iterator[np.ndarray]:
