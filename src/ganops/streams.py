@@ -113,15 +113,14 @@ def _gather_in_graph(split: Rows):
 
 def _gather_from_shards(split: Rows, pixel_type: tf.DType):
     """Rows → (stored pixels, int32 labels) read from the split a batch at a time."""
-    shape = (None, *split.shape)
-
     def gather(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images, row_labels = split.gather(rows)
         return images, _int32_labels(row_labels, len(rows))
 
     def fetch(rows: tf.Tensor):
         images, row_labels = tf.numpy_function(gather, [rows], (pixel_type, tf.int32), stateful=False)
-        return tf.ensure_shape(images, shape), tf.ensure_shape(row_labels, (None,))
+        # The batch dimension stays static where the rows' is (training batches): XLA needs it.
+        return tf.ensure_shape(images, (rows.shape[0], *split.shape)), tf.ensure_shape(row_labels, rows.shape)
 
     return fetch
 

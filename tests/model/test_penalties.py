@@ -4,7 +4,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from ganops import artifacts
+from ganops import artifacts, streams
 from ganops.models import losses
 from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
@@ -99,3 +99,18 @@ def test_the_penalties_use_the_d_optimizers_loss_scale(split):
     gan.d_optimizer.build(gan.discriminator.trainable_variables)
     assert float(gan.loss_scale()) == float(gan.d_optimizer.dynamic_scale.numpy()) == 2.0**15
     assert float(_penalty_and_grads(gan, images, 0)[0]) == pytest.approx(unscaled, rel=1e-4)
+
+
+@pytest.mark.parametrize("arch,loss", [("dcgan", "nonsaturating"), ("mlp", "wgan-gp"), ("dcgan", "hinge")])
+def test_steps_compile_with_xla_the_gpu_default(split, arch, loss, monkeypatch):
+    # XLA needs every shape of the lazy-R1 cond's gradient at compile time: the reduction axes and the batch,
+    # which `training_batches` keeps static also when it reads from the shards (as here: a large split's path).
+    # A GPU run compiles with XLA by default; this CPU run compiles the same graph, R1 and non-R1 steps both.
+    monkeypatch.setattr(streams, "IN_GRAPH_BYTES", 0)
+    cfg = TINY.model_copy(update={"arch": arch, "loss": loss, "jit_compile": True, "r1_weight": 1.0,
+                                  "r1_every": 2, "augment": ["translation"]})
+    gan = train_lib.build_gan(cfg, split.images.shape[1:])
+    assert gan.jit_compile
+    gan.train_steps(iter(streams.training_batches(split, 16, seed=0, epochs=1)), 3)
+    assert int(gan.steps_done.numpy()) == 3
+    assert all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in gan.generator.trainable_variables)

@@ -66,7 +66,8 @@ def squared_input_gradient_norm(tape, scaled_sum, images, loss_scale=1.0):
     LossScaleOptimizer skips the step and lowers its scale, as for any overflow.
     """
     grads = tf.cast(tape.gradient(scaled_sum, images), tf.float32) / loss_scale
-    return tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads)))
+    # Static axes: XLA needs the reduction's shape at compile time, also in the gradient of the lazy-R1 cond.
+    return tf.reduce_sum(tf.square(grads), axis=list(range(1, grads.shape.rank)))
 
 
 def _squared_gradient_norm(critic, images, extra_inputs, loss_scale):
