@@ -96,7 +96,7 @@ def resume_point(checkpoint_dir: Path | None, gan: GAN, run_fingerprint: dict, t
         reason = f"it is at step {found.step}, beyond this run's {total_steps} steps"
     if reason is None:
         try:
-            found.restore(gan) if restore else found.state(gan)
+            found.restore(gan) if restore else found.check(gan)
         except checkpoint.IncompatibleCheckpoint as exc:
             reason = f"its variables do not fit this model ({exc})"
     if reason is not None:
@@ -112,10 +112,10 @@ def take_chief_state(gan: GAN, plan: devices.DevicePlan, resumed: checkpoint.Che
     in the same order, since reading a variable synchronised on read is itself a collective."""
     if plan.cluster is None:
         return
-    saved = resumed.state(gan) if resumed is not None else None
-    for key, variable in zip(checkpoint.state_keys(gan), checkpoint.state_variables(gan), strict=True):
+    saved = resumed.values(gan) if resumed is not None else None
+    for variable in checkpoint.state_variables(gan):
         current = variable.numpy()
-        variable.assign(plan.from_chief(saved[key] if saved is not None else current))
+        variable.assign(plan.from_chief(next(saved) if saved is not None else current))
 
 
 def epoch_steps(image_count: int, batch_size: int) -> int:
