@@ -17,6 +17,8 @@ samples are the statistics of one large batch; the batch size only bounds memory
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 
@@ -33,6 +35,7 @@ STANDING_BATCH_SIZE = 256
 # still pool at least 65,536 values each and the 4×4 ones 16,384 (instead of 131,072); a BN on a dense layer
 # (dcgan's first) pools the latents alone.
 FULL_SAMPLE_PIXELS = 28 * 28
+_MOMENT_ROWS = 32  # samples converted to float64 at a time (a divisor of the batch: `math.gcd`)
 MIN_STANDING_BATCHES = 4
 # Calibration latents come from a stream of their own, so they are not the latents later measured with
 # the same seed (`sampling.latent_batch`).
@@ -70,14 +73,19 @@ def _pooled_moments(layer: keras.layers.BatchNormalization, probe: keras.Model,
     """Mean and biased variance of `layer`'s input per channel over all samples of `inputs`."""
     batch_means, batch_variances = [], []
     for batch in inputs:
-        values = np.asarray(probe(batch, training=False), np.float64)
+        values = np.asarray(probe(batch, training=False))
         axis = layer.axis % values.ndim
         reduce = tuple(i for i in range(values.ndim) if i != axis)
-        batch_means.append(values.mean(axis=reduce))
-        batch_variances.append(values.var(axis=reduce))
+        # In float64 a few samples at a time: a whole batch of a wide 64×64 activation is 134 MB in float64,
+        # and its variance takes as much again.
+        rows = math.gcd(len(values), _MOMENT_ROWS)
+        for start in range(0, len(values), rows):
+            part = values[start:start + rows].astype(np.float64)
+            batch_means.append(part.mean(axis=reduce))
+            batch_variances.append(part.var(axis=reduce))
     means, variances = np.stack(batch_means), np.stack(batch_variances)
-    # Equal batch sizes: the variance of all samples is the mean within-batch variance plus the variance
-    # of the batch means (exact, unlike averaging the per-batch variances alone).
+    # Equal part sizes: the variance of all samples is the mean within-part variance plus the variance
+    # of the part means (exact, unlike averaging the per-part variances alone).
     return means.mean(axis=0), variances.mean(axis=0) + means.var(axis=0)
 
 
