@@ -126,6 +126,7 @@ def with_standing_statistics(generator: keras.Model, seed: int, batches: int | N
     if not batchnorm_layers(generator):
         return generator
     copy = keras.models.clone_model(generator)
-    copy.set_weights(generator.get_weights())
+    for target, source in zip(copy.weights, generator.weights, strict=True):  # no numpy copy of every weight
+        target.assign(source)
     recompute_batchnorm_statistics(copy, seed, batches, batch_size)
     return copy
