@@ -79,9 +79,8 @@ class RowSubset:
 # `numpy_function` call holds the GIL, and on the 8×8 digits (over 1,000 steps/s) it cost a fifth of the
 # training steps in a fixed budget (18,126 and 18,738 steps in 20 s against 21,636 and 24,246 in memory).
 # Larger splits stream from the shards, where a step costs far more than the gather. The bound is low because
-# the constant costs three times its bytes at its peak (the gathered array, the tensor and a copy as the dataset
-# is built: 160 MB of 64×64×3 pixels raised an input pipeline's peak by 480 MB), and MNIST's 60,000 images are
-# 47 MB.
+# the constant costs about three times its bytes at its peak (160 MB of 64×64×3 pixels: an input pipeline
+# peaked at 1,208 MB in the graph against 745 MB from the shards), and MNIST's 60,000 images are 47 MB.
 IN_GRAPH_BYTES = 64 << 20
 
 

@@ -35,8 +35,8 @@ STANDING_BATCH_SIZE = 256
 # still pool at least 65,536 values each and the 4×4 ones 16,384 (instead of 131,072); a BN on a dense layer
 # (dcgan's first) pools the latents alone.
 FULL_SAMPLE_PIXELS = 28 * 28
-_MOMENT_ROWS = 32  # samples converted to float64 at a time (a divisor of the batch: `math.gcd`)
 MIN_STANDING_BATCHES = 4
+_MOMENT_ROWS = 32  # samples converted to float64 at a time (a divisor of the batch: `math.gcd`)
 # Calibration latents come from a stream of their own, so they are not the latents later measured with
 # the same seed (`sampling.latent_batch`).
 _STREAM = 0x5A7D
