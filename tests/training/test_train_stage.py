@@ -12,11 +12,13 @@ import yaml
 
 from ganops import artifacts, lineage
 from ganops.config import RegisterConfig
+from ganops.data import prepare
 from ganops.evaluation import evaluate
 from ganops.features import featurizer
 from ganops.registry import registration, serving
 from ganops.training import train
 from tests.helpers import shrunk_params
+from tests.model.test_resnet import coloured_squares
 
 
 def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_path, mlflow_store):
@@ -31,7 +33,8 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     params_path.write_text(yaml.safe_dump({"train": cfg.model_dump(mode="json")}))
     result = train.run(cfg, prepared_digits, models, checkpoints, featurizer_path=tmp_path / "featurizer.keras",
                        params_path=params_path, say=said.append)
-    assert said[0].startswith("train: 1× cpu") and len(said) == 1
+    assert said[0].startswith("train: 1× cpu") and len(said) == 2
+    assert said[1] == "train: augment auto -> none (195 training images; auto leaves the mlp arch unaugmented)"
     assert result.steps == 3 * (195 // 32) and not result.stopped_by_budget
     assert list(pd.read_csv(models / artifacts.ModelFolder.HISTORY_FILE)["epoch"]) == [1, 2, 3]
     record = json.loads((checkpoints / "mlflow_run.json").read_text())
@@ -39,6 +42,7 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
 
     run = mlflow.get_run(record["run_id"])
     assert run.data.params["train.arch"] == "mlp" and run.data.params["runtime.precision"] == "float32"
+    assert run.data.params["train.augment"] == "auto" and run.data.params["resolved.augment"] == "none"
     assert run.data.params["runtime.device"] == "cpu" and run.data.params["runtime.jit_compile"] == "False"
     assert run.data.params["train.r1_weight"] == "None" and run.data.params["resolved.r1_weight"] == "1.0"
     history = mlflow.tracking.MlflowClient().get_metric_history(record["run_id"], "d_loss")
@@ -59,3 +63,28 @@ def test_conditional_mlp_trains_evaluates_and_registers(prepared_digits, tmp_pat
     model = serving.load(f"models:/{registered['name']}@{registered['alias']}")
     images = model.predict(pd.DataFrame([{"n": 3.0, "seed": 1.0, "label": 4.0}]))
     assert np.asarray(images).shape == (3, 8, 8, 1)
+
+
+def test_auto_augmentation_is_on_for_a_conv_arch_on_a_small_rgb_set(tmp_path, store):
+    """`augment: auto` (the default) on a few RGB images with a dcgan: the stage says what it chose and why,
+    D sees DiffAugmented images, and MLflow records the choice beside the `auto` param."""
+    images, labels = coloured_squares(96, 16)
+    np.savez(tmp_path / "squares.npz", x=images, y=labels)
+    params = shrunk_params(data={"source": "npz", "path": str(tmp_path / "squares.npz"), "image_size": 16,
+                                 "channels": 3},
+                           train={"arch": "dcgan", "epochs": 1, "batch_size": 8, "monitor_every_epochs": None})
+    assert params.train.augment == "auto"
+    prepared = tmp_path / "prepared"
+    info = prepare.run(params.data, prepared)
+    said = []
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump({"train": params.train.model_dump(mode="json")}))
+    result = train.run(params.train, prepared, tmp_path / "models" / "gan", params_path=params_path,
+                       say=said.append)
+    assert said[1] == (f"train: augment auto -> color, translation, cutout ({info.train_count} training images; "
+                       "fewer than 5,000)")
+    assert result.gan.augment_policy == ("color", "translation", "cutout")
+    run_file = tmp_path / "models" / "gan" / artifacts.ModelFolder.RUN_FILE
+    run = mlflow.get_run(json.loads(run_file.read_text())["run_id"])
+    assert run.data.params["train.augment"] == "auto"
+    assert run.data.params["resolved.augment"] == "color,translation,cutout"

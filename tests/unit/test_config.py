@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from ganops.config import Params, load_params, parse_params
+from ganops.archs import SMALL_DATA_IMAGES
+from ganops.config import Params, TrainConfig, load_params, parse_params
 from ganops.errors import GanopsError
 
 
@@ -18,6 +19,10 @@ def test_repository_params_load_and_match_defaults(repo_root):
     ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
     ({"train": {"arch": "stylegan"}}, "train.arch: Input should be 'dcgan', 'mlp' or 'resnet'"),
     ({"data": {"image_size": 28}, "train": {"arch": "resnet"}}, "train.arch: resnet needs data.image_size"),
+    ({"data": {"image_size": 44}, "train": {"arch": "dcgan"}}, "train.arch: dcgan needs data.image_size"),
+    ({"train": {"augment": ["blur"]}}, "train.augment: expected auto or a list of color, translation, cutout"),
+    ({"train": {"augment": "cutout"}}, "train.augment: expected auto or a list of color, translation, cutout"),
+    ({"train": {"augment": ["cutout", "cutout"]}}, "train.augment: lists a transformation twice"),
     ({"data": {"source": "idx"}}, "data.path: required when data.source is 'idx'"),
     ({"data": {"validation_fraction": 1.5}}, "data.validation_fraction: Input should be less than 1"),
     ({"data": {"test_fraction": 0.0}}, "data.test_fraction: Input should be greater than 0"),
@@ -85,3 +90,16 @@ def test_per_loss_defaults_resolve_and_explicit_values_win():
 def test_per_loss_keys_keep_their_bounds(raw, message):
     with pytest.raises(GanopsError, match=message):
         parse_params(raw)
+
+
+def test_auto_augmentation_is_on_for_small_data_with_a_convolutional_arch():
+    for arch in ("dcgan", "resnet"):
+        auto = TrainConfig(arch=arch)
+        assert auto.augment == "auto"
+        assert auto.for_data(SMALL_DATA_IMAGES - 1).augment == ["color", "translation", "cutout"]
+        assert auto.for_data(SMALL_DATA_IMAGES).augment == []
+    assert TrainConfig(arch="mlp").for_data(100).augment == []
+    # A list set by hand wins, and resolving twice changes nothing.
+    assert TrainConfig(arch="dcgan", augment=["cutout"]).for_data(100).augment == ["cutout"]
+    resolved = TrainConfig(arch="dcgan").for_data(100)
+    assert resolved.for_data(100_000) == resolved

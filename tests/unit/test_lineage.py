@@ -50,7 +50,7 @@ def test_stages_of_one_execution_share_a_record_and_another_execution_gets_its_o
     verdict = tmp_path / "validation.json"
     artifacts.write_json(verdict, {"success": True, "rows": 10, "checks": 30, "failed": 0, "failed_checks": ""})
     params = tmp_path / "params.yaml"
-    params.write_text("train:\n  epochs: 7\n")
+    params.write_text("train:\n  epochs: 7\n  augment: [color, cutout]\n")
     inputs = lineage.Inputs(prepared=prepared, params=params, validation=verdict)
 
     monkeypatch.setenv("DVC_EXP_NAME", "first")
@@ -66,7 +66,7 @@ def test_stages_of_one_execution_share_a_record_and_another_execution_gets_its_o
     run = MlflowClient(store).get_run(first)
     assert run.info.run_name == "first" and run.data.tags[lineage.EXPERIMENT_TAG] == "first"
     assert run.data.params["train.epochs"] == "7" and run.data.params["validate.min_rows"] == "100"
-    assert run.data.params["train.augment"] == "[]"  # lists as JSON text
+    assert run.data.params["train.augment"] == '["color", "cutout"]'  # lists as JSON text
     inputs_by_context = {tag.value: dataset_input for dataset_input in run.inputs.dataset_inputs
                          for tag in dataset_input.tags if tag.key == "mlflow.data.context"}
     assert set(inputs_by_context) == {"training", "validation", "test"}

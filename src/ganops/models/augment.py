@@ -11,9 +11,13 @@ Randomness is stateless: every call takes a (2,) int seed drawn from the GAN's a
 
 from __future__ import annotations
 
+from typing import get_args
+
 import tensorflow as tf
 
-POLICIES = ("color", "translation", "cutout")
+from ganops.archs import Augmentation
+
+POLICIES = get_args(Augmentation)  # color, translation, cutout: applied in this order
 TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the side, as in the paper
 CUTOUT_RATIO = 0.5  # erase a square of half the side, as in the paper
 

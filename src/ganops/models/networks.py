@@ -14,6 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ganops.archs import dcgan_size_problem, dcgan_upsampling
 from ganops.errors import GanopsError
 from ganops.models import resnet
 from ganops.models.parts import image_inputs, latent_inputs, logit, spectral
@@ -24,17 +25,11 @@ ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0, "resnet": 0.0}
 
 
 def _upsampling_plan(size: int) -> tuple[int, int]:
-    """Return (start side, number of stride-2 upsamplings) with a start side between 2 and 7.
-
-    At 28 this is (7, 2): the TensorFlow DCGAN tutorial's 7×7 → 14 → 28.
-    """
-    ups = 2
-    while size % (2**ups) == 0 and size // (2**ups) > 7:
-        ups += 1
-    if size % (2**ups) != 0 or size // (2**ups) < 2:
-        raise GanopsError(f"data.image_size: {size} is not supported by the dcgan arch "
-                          "(it must be divisible by 4 and at least 8)")
-    return size // (2**ups), ups
+    """(start side, stride-2 upsamplings) of the dcgan stack for this side (`config.dcgan_upsampling`)."""
+    plan = dcgan_upsampling(size)
+    if plan is None:
+        raise GanopsError(str(dcgan_size_problem(size)))
+    return plan
 
 
 def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,

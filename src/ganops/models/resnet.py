@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ganops.config import RESNET_START_SIDE, resnet_blocks, resnet_size_problem
+from ganops.archs import RESNET_START_SIDE, resnet_blocks, resnet_size_problem
 from ganops.errors import GanopsError
 from ganops.models.parts import image_inputs, label_input, latent_input, logit, spectral
 

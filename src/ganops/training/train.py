@@ -57,6 +57,9 @@ def class_count(cfg: TrainConfig, train_split: streams.Rows, num_classes: int | 
 def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: int = 0,
               plan: devices.DevicePlan | None = None) -> GAN:
     """The compiled GAN, its variables and optimizers created under the plan's strategy and precision."""
+    if cfg.augment == "auto":
+        raise GanopsError("train.augment: auto depends on the training set's size: resolve it with "
+                          "TrainConfig.for_data before building the GAN")
     plan = plan or devices.plan(cfg)
     per_loss = cfg.loss_settings()
     height, width, channels = (int(side) for side in image_shape)
@@ -150,10 +153,11 @@ def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | Non
     end, and (the chief) resume from a compatible one there: the other workers take the chief's state.
     `monitor` runs before the other callbacks, so its values reach the progress line, the MLflow logger and
     the history; its seconds count neither as training time nor against `max_seconds`."""
+    height, width, channels = train_split.shape
+    cfg = cfg.for_data(len(train_split))
     keras.utils.set_random_seed(cfg.seed)
     plan = plan or devices.plan(cfg)
     classes = class_count(cfg, train_split, num_classes)
-    height, width, channels = train_split.shape
     gan = build_gan(cfg, (height, width, channels), classes, plan)
     steps_per_epoch = epoch_steps(len(train_split), cfg.batch_size)
     run_fingerprint = checkpoint.fingerprint(cfg, data_hash)
@@ -192,6 +196,7 @@ def work(cfg: TrainConfig, prepared_dir: str | Path, scratch_dir: str | Path | N
                           "`ganops worker` on the other tasks of TF_CONFIG's cluster")
     prepared = artifacts.PreparedData(Path(prepared_dir))
     info, train_split = prepared.read_info(), prepared.open_split("train")
+    cfg = cfg.for_data(info.train_count)
     assert plan.cluster is not None
     say(f"worker: {plan.cluster.describe()}: {plan.describe()}")
     return train(cfg, train_split, num_classes=class_count(cfg, train_split, info.num_classes),
@@ -289,6 +294,10 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     prepared = artifacts.PreparedData(prepared_dir)
     info, train_split = prepared.read_info(), prepared.open_split("train")
+    chosen = cfg.for_data(info.train_count)
+    if cfg.augment == "auto":
+        say(f"train: {cfg.describe_choice(chosen, info.train_count)}")
+    cfg = chosen
     classes = class_count(cfg, train_split, info.num_classes)
     monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
     run_fingerprint = checkpoint.fingerprint(cfg, info.data_hash)
@@ -300,8 +309,10 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=False)
         # params.yaml's sections are the record's; these are what the stage derived from them and the data.
-        # `resolved.*`: what the null-means-per-loss keys (config.LOSS_DEFAULTS) came to for this loss.
+        # `resolved.*`: what the null-means-per-loss keys (config.LOSS_DEFAULTS) came to for this loss, and
+        # `augment: auto` for this data.
         resolved = {f"resolved.{key}": value for key, value in dataclasses.asdict(cfg.loss_settings()).items()}
+        resolved["resolved.augment"] = ",".join(cfg.augment) or "none"
         _log_params({"data.train_count": info.train_count, "data.image_shape": "x".join(map(str, info.image_shape)),
                      **plan.params(), **resolved})
         result = train(cfg, train_split, num_classes=classes, data_hash=info.data_hash,

@@ -1,0 +1,59 @@
+"""Which arch can make which images, and what `train.augment: auto` chooses: pure functions of the images'
+side and count, so params are checked when they load (config) and the model builders (models.networks,
+models.resnet, models.augment) use the same rules. Imports no model code."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Augmentation = Literal["color", "translation", "cutout"]  # DiffAugment's three, applied in this order
+
+# `augment: auto` turns every augmentation on below this many training images (convolutional archs): a time
+# budget of a few minutes is then many epochs over the data, and D memorises it. On 1,000 32×32×3 images a
+# dcgan without augmentation got worse after 50 s (79× the floor, then 113× at 150 s; one seed); with all
+# three it measured 99× then 59× (one seed), and 57–98× at 150 s over three. MNIST's 7,000 training images
+# stay above the bound: not measured with it.
+SMALL_DATA_IMAGES = 5_000
+
+
+def auto_augment(arch: str, train_count: int) -> list[Augmentation]:
+    """`train.augment: auto` for this arch and this many training images."""
+    return list(get_args(Augmentation)) if arch != "mlp" and train_count < SMALL_DATA_IMAGES else []
+
+
+def dcgan_upsampling(image_size: int) -> tuple[int, int] | None:
+    """(start side, stride-2 upsamplings) of the dcgan generator for this side, the start side between 2 and 7
+    and at least two upsamplings (at 28: (7, 2), the TensorFlow DCGAN tutorial's 7×7 → 14 → 28); None when
+    no such plan exists."""
+    ups = 2
+    while image_size % 2**ups == 0 and image_size // 2**ups > 7:
+        ups += 1
+    if image_size % 2**ups != 0 or image_size // 2**ups < 2:
+        return None
+    return image_size // 2**ups, ups
+
+
+def dcgan_size_problem(image_size: int) -> str | None:
+    """Why the dcgan arch cannot make square images of this side, or None."""
+    if dcgan_upsampling(image_size) is not None:
+        return None
+    return (f"train.arch: dcgan needs data.image_size of the form s·2^k with s from 2 to 7 and k ≥ 2 (8, 12, 16, "
+            f"20, 24, 28, 32, 40, 48, 56, 64, …), got {image_size}")
+
+
+RESNET_START_SIDE = 4  # the resnet generator's first feature map and its discriminator's last
+
+
+def resnet_blocks(image_size: int) -> int | None:
+    """Residual blocks (doublings from RESNET_START_SIDE) that make a side of `image_size`, or None when no
+    whole number does."""
+    blocks = (image_size // RESNET_START_SIDE).bit_length() - 1
+    return blocks if blocks >= 1 and image_size == RESNET_START_SIDE * 2**blocks else None
+
+
+def resnet_size_problem(image_size: int) -> str | None:
+    """Why the resnet arch cannot make square images of this side, or None: the side must be 4·2^k (k ≥ 1)."""
+    if resnet_blocks(image_size) is not None:
+        return None
+    return (f"train.arch: resnet needs data.image_size of the form 4·2^k (8, 16, 32, 64, 128, 256, 512), "
+            f"got {image_size}")
