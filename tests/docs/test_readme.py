@@ -76,6 +76,8 @@ RULES = (
     Rule(r"^python benchmarks/digits_quality\.py$", "shrink", "--seeds 0"),
     Rule(r"^python benchmarks/large_data\.py ", "skip", "300,000 images and every stage: about an hour here; "
          "tests/pipeline/test_large_data_benchmark.py runs it at a tiny size"),
+    Rule(r"^python benchmarks/quality_budget\.py --data shapes ", "shrink",
+         "--seconds 4 --every 2 --seeds 0 --shapes-count 200 --shapes-size 16"),
     Rule(r"^python benchmarks/quality_budget\.py ", "shrink", "--seconds 4 --every 2 --seeds 0",
          needs_mnist=True),
     Rule(r"^ganops ", "run"),
