@@ -13,7 +13,7 @@ from ganops.models.spectral import SpectralNorm
 from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
 
-TINY = shrunk_params(train={"arch": "dcgan", "r1_weight": 0.0, "ema_decay": 0.9}).train
+TINY = shrunk_params(train={"arch": "dcgan", "augment": [], "r1_weight": 0.0, "ema_decay": 0.9}).train
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_non_finite_loss_stops_with_the_step(split, tmp_path):
 
 
 def test_wgan_gp_builds_with_its_own_defaults_unless_set(split):
-    wgan = shrunk_params(train={"arch": "dcgan", "loss": "wgan-gp"}).train
+    wgan = shrunk_params(train={"arch": "dcgan", "loss": "wgan-gp"}).train.for_data(len(split))
     gan = train_lib.build_gan(wgan, split.images.shape[1:])
     assert not _layers(gan.discriminator, keras.layers.Dropout) and gan.r1_weight == 0.0  # dcgan's own is 0.3
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)

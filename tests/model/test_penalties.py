@@ -10,7 +10,7 @@ from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
 
 # dcgan: its discriminator has Dropout, whose seed draws count the discriminator's calls.
-TINY = shrunk_params(train={"arch": "dcgan", "r1_weight": 2.0, "r1_every": 4, "ema_decay": 0.9}).train
+TINY = shrunk_params(train={"arch": "dcgan", "augment": [], "r1_weight": 2.0, "r1_every": 4, "ema_decay": 0.9}).train
 
 
 @pytest.fixture(scope="module")

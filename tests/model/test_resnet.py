@@ -23,8 +23,8 @@ from tests.helpers import metrics, register_version, shrunk_params
 LATENT_DIM = 16
 # Red, green, blue and yellow squares on a dark background: one class per colour.
 COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 230], [240, 220, 40]], np.uint8)
-TINY_TRAIN = {"arch": "resnet", "base_filters": 8, "batch_size": 8, "latent_dim": LATENT_DIM, "epochs": 2,
-              "monitor_every_epochs": None, "checkpoint_every_steps": 5, "sample_every_epochs": 1}
+TINY_TRAIN = {"arch": "resnet", "augment": [], "base_filters": 8, "batch_size": 8, "latent_dim": LATENT_DIM,
+              "epochs": 2, "monitor_every_epochs": None, "checkpoint_every_steps": 5, "sample_every_epochs": 1}
 
 
 def coloured_squares(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,8 @@ from ganops.training import checkpoint, devices
 from ganops.training import train as train_lib
 from tests.helpers import shrunk_params
 
-TINY = shrunk_params(train={"arch": "dcgan", "r1_weight": 0.0, "ema_decay": 0.9, "spectral_norm": True}).train
+TINY = shrunk_params(train={"arch": "dcgan", "augment": [], "r1_weight": 0.0,
+                             "ema_decay": 0.9, "spectral_norm": True}).train
 
 
 def _unit(x):

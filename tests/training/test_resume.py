@@ -20,7 +20,7 @@ from ganops.training import checkpoint
 from ganops.training import train as train_lib
 from tests.helpers import shrunk_params, write_shrunk_params
 
-DCGAN = {"arch": "dcgan", "r1_weight": 0.0, "ema_decay": 0.9}  # train overrides shared by every test here
+DCGAN = {"arch": "dcgan", "augment": [], "r1_weight": 0.0, "ema_decay": 0.9}  # train overrides of every test here
 
 
 def _stage(repo_root, prepared, workdir, env):

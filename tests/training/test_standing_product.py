@@ -22,7 +22,7 @@ def _trained_weights(generator: keras.Model) -> list[np.ndarray]:
 
 
 def test_saved_dcgan_generator_has_standing_statistics(prepared_digits, tmp_path, mlflow_store):
-    cfg = shrunk_params(train={"arch": "dcgan", "epochs": 1, "ema_decay": 0.9, "r1_weight": 0.0,
+    cfg = shrunk_params(train={"arch": "dcgan", "augment": [], "epochs": 1, "ema_decay": 0.9, "r1_weight": 0.0,
                                "checkpoint_every_steps": 1000, "sample_every_epochs": 1000,
                                "monitor_every_epochs": None}).train
     result = train.run(cfg, prepared_digits, tmp_path / "gan", tmp_path / "checkpoints", say=lambda _: None)
