@@ -97,7 +97,9 @@ def test_two_workers_train_resume_after_a_killed_worker_and_agree(prepared_digit
     worker.wait()
     # The chief notices the lost task (its heartbeats stop) and stops with one line, keeping its checkpoint.
     assert _finish(chief, 120) != 0
-    error = cluster.log(0).strip().splitlines()[-1]
+    # The last line of ours: tf.distribute's thread pool can still print an "Exception ignored in Pool.__del__"
+    # traceback while the interpreter shuts down after it.
+    error = [line for line in cluster.log(0).splitlines() if line.startswith("ganops ")][-1]
     assert error.startswith("ganops train: error: worker 0: multi-worker training stopped at step"), error
     assert "restart every task of the cluster to resume" in error
     killed_at = checkpoint.latest(cluster.checkpoints).step
