@@ -181,8 +181,9 @@ class TrainConfig(_Section):
             return self
         return self.model_copy(update={"augment": auto_augment(self.arch, train_count)})
 
-    def describe_choice(self, chosen: TrainConfig, train_count: int) -> str:
-        """One line on what `augment: auto` chose (`chosen = self.for_data(...)`), and why."""
+    def describe_choice(self, train_count: int) -> str:
+        """One line on what `augment: auto` chooses for this many training images, and why."""
+        chosen = self.for_data(train_count)
         why = ("auto leaves the mlp arch unaugmented" if self.arch == "mlp" else
                f"{'fewer' if train_count < SMALL_DATA_IMAGES else 'not fewer'} than {SMALL_DATA_IMAGES:,}")
         return f"augment auto -> {', '.join(chosen.augment) or 'none'} ({train_count:,} training images; {why})"

@@ -25,7 +25,7 @@ ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0, "resnet": 0.0}
 
 
 def _upsampling_plan(size: int) -> tuple[int, int]:
-    """(start side, stride-2 upsamplings) of the dcgan stack for this side (`config.dcgan_upsampling`)."""
+    """(start side, stride-2 upsamplings) of the dcgan stack for this side (`archs.dcgan_upsampling`)."""
     plan = dcgan_upsampling(size)
     if plan is None:
         raise GanopsError(str(dcgan_size_problem(size)))

@@ -196,7 +196,6 @@ def work(cfg: TrainConfig, prepared_dir: str | Path, scratch_dir: str | Path | N
                           "`ganops worker` on the other tasks of TF_CONFIG's cluster")
     prepared = artifacts.PreparedData(Path(prepared_dir))
     info, train_split = prepared.read_info(), prepared.open_split("train")
-    cfg = cfg.for_data(info.train_count)
     assert plan.cluster is not None
     say(f"worker: {plan.cluster.describe()}: {plan.describe()}")
     return train(cfg, train_split, num_classes=class_count(cfg, train_split, info.num_classes),
@@ -294,10 +293,9 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     prepared = artifacts.PreparedData(prepared_dir)
     info, train_split = prepared.read_info(), prepared.open_split("train")
-    chosen = cfg.for_data(info.train_count)
     if cfg.augment == "auto":
-        say(f"train: {cfg.describe_choice(chosen, info.train_count)}")
-    cfg = chosen
+        say(f"train: {cfg.describe_choice(info.train_count)}")
+    cfg = cfg.for_data(info.train_count)
     classes = class_count(cfg, train_split, info.num_classes)
     monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
     run_fingerprint = checkpoint.fingerprint(cfg, info.data_hash)
