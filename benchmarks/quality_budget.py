@@ -114,7 +114,7 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from ganops import artifacts, imaging
+    from ganops import artifacts, imaging, shards
     from ganops.config import load_params
     from ganops.data import prepare
     from ganops.errors import GanopsError
@@ -195,9 +195,11 @@ def main() -> int:
                 generator.set_weights(weights)
                 # What the train stage would save at this point: standing BatchNorm statistics.
                 product = standing.with_standing_statistics(generator, seed=seed)
-                generated = sampling.sample(product, count, params.evaluate.seed)
+                # uint8 pixels, then read back as float32: what the evaluate stage samples and measures.
+                generated = sampling.sample(product, count, params.evaluate.seed, pixels=True)
                 metrics = evaluate.compute(params.evaluate, generated, train_split, test_split,
                                            splits["validation"], features).metrics
+                generated = shards.to_signed(generated)
                 confidence = float(features.probabilities(generated).max(axis=1).mean())
                 rows.append({"variant": name, "seed": seed, "seconds": round(seconds, 2), "step": step,
                              "images_seen": step * seed_cfg.batch_size, "fd": metrics["fd"],

@@ -107,7 +107,8 @@ def _json_default(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """Images as float32 NHWC in [-1, 1]; labels int64 or None when the data is unlabelled."""
+    """Images as float32 NHWC in [-1, 1] or uint8 pixels (`signed` reads either as float32 in [-1, 1]); labels
+    int64 or None when the data is unlabelled."""
 
     images: np.ndarray
     labels: np.ndarray | None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganops import artifacts
+from ganops import artifacts, shards
 from ganops.errors import GanopsError
 from ganops.models import sampling
 from ganops.models.gan import GAN
@@ -91,6 +91,10 @@ def test_conditional_gan_samples_per_class(split, arch, tmp_path):
     per_class = [sampling.generate(loaded, latent, np.full(4, c)) for c in (0, 7)]
     assert per_class[0].shape == (4, 8, 8, 1) and not np.allclose(per_class[0], per_class[1])
     assert sampling.sample(loaded, 20, seed=1).shape == (20, 8, 8, 1)  # balanced labels by default
+    # As uint8 pixels (what evaluate measures): the same images, rounded as a saved PNG rounds them.
+    pixels = sampling.sample(loaded, 20, seed=1, pixels=True)
+    assert pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, shards.from_signed(sampling.sample(loaded, 20, seed=1)))
     with pytest.raises(GanopsError, match=r"labels must lie in 0..9"):
         sampling.generate(loaded, latent, np.full(4, 10))
     with pytest.raises(GanopsError, match="conditional"):

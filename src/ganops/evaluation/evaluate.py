@@ -40,7 +40,7 @@ class Evaluation:
     paired: dict  # the gate's evidence: the model's raw bootstrap replicates and what makes them comparable
     class_table: pd.DataFrame | None  # one row per class: shares (and accuracy, conditional); None unlabelled
     neighbours: tuple[np.ndarray, np.ndarray, np.ndarray]  # generated, nearest train image, feature distance
-    generated: np.ndarray  # the n generated images evaluated
+    generated: artifacts.Split  # the n generated images evaluated (uint8 pixels from the stage)
     generated_classes: np.ndarray | None  # conditioning labels, else the classifier's predictions, else None
 
 
@@ -61,21 +61,23 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
             test_split: streams.Rows, validation_split: streams.Rows,
             featurizer: featurizer_lib.Featurizer, generated_labels: np.ndarray | None = None) -> Evaluation:
     """Every metric for `generated` (with its conditioning labels, for a conditional generator), for the real
-    floor and for the baselines, each against one reference sample of the test split. Every set is read and
-    measured a piece at a time (the train split's features in chunks): memory does not grow with the splits."""
+    floor and for the baselines, each against one reference sample of the test split. `generated`: uint8
+    pixels as the stage samples them (`sampling.sample(..., pixels=True)`), or float32 in [-1, 1]. Every set is
+    read and measured a piece at a time (the train split's features in chunks): memory does not grow with the
+    splits."""
     count = min(len(generated), len(train_split), len(test_split))
     reference_index, real_index = metrics.reference_indices(count, len(test_split), len(train_split), cfg.seed)
-    generated = generated[:count]
     if generated_labels is not None:
         generated_labels = np.asarray(generated_labels[:count])
-    measured = _measure_sets(cfg, featurizer, generated, train_split, real_index)
+    generated_rows = artifacts.Split(generated[:count], None)  # read as float32 a piece at a time
+    measured = _measure_sets(cfg, featurizer, generated_rows, train_split, real_index)
     reference = _MeasuredSet(*featurizer.measure_pieces(featurizer_lib.split_pieces(test_split, reference_index)))
     train_features = featurizer.split_features(train_split)
     draws = metrics.BootstrapDraws.draw(count, cfg.bootstrap_replicates, cfg.seed)
     sections, paired = _distance_sections(cfg, measured, reference.features, draws)
     validation_count = _add_copying(cfg, sections, measured[metric_specs.MODEL].features, validation_split,
                                     featurizer, train_features, reference.features, draws)
-    neighbours = _nearest_train_images(generated, measured[metric_specs.MODEL].features, train_split,
+    neighbours = _nearest_train_images(generated_rows, measured[metric_specs.MODEL].features, train_split,
                                        train_features)
 
     results = {**sections.pop(metric_specs.MODEL), **sections,
@@ -90,19 +92,19 @@ def compute(cfg: EvaluateConfig, generated: np.ndarray, train_split: streams.Row
     if model_probs is None or real_probs is None or reference.probabilities is None:
         why = f"unlabelled data: the {featurizer.kind} feature space has no classes"
         results["omitted"] = {spec.name: why for spec in metric_specs.SPECS if spec.classes}
-        return Evaluation(results, evidence, None, neighbours, generated, None)
+        return Evaluation(results, evidence, None, neighbours, generated_rows, None)
     reference_labels = None if test_split.labels is None else test_split.labels[reference_index]
     class_results, class_table = classes.class_metrics(featurizer.num_classes, model_probs, real_probs,
                                                reference.probabilities, generated_labels, reference_labels)
     if generated_labels is not None and reference_labels is not None:
-        class_results.update(cas.scores(cfg, generated, generated_labels, train_split, real_index, test_split,
-                                        featurizer.num_classes))
+        class_results.update(cas.scores(cfg, generated_rows.images, generated_labels, train_split, real_index,
+                                        test_split, featurizer.num_classes))
     classes.merge_into(results, class_results)
-    return Evaluation(results, evidence, class_table, neighbours, generated,
+    return Evaluation(results, evidence, class_table, neighbours, generated_rows,
                       generated_labels if generated_labels is not None else model_probs.argmax(axis=1))
 
 
-def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, generated: np.ndarray,
+def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, generated: artifacts.Split,
                   train_split: streams.Rows, real_index: np.ndarray) -> dict[str, _MeasuredSet]:
     """Each set of `metric_specs.SETS` (n images each) in the feature space: the model's samples, the real
     floor (a train sample) and the baselines built from the train split, each made and measured in turn (their
@@ -114,7 +116,7 @@ def _measure_sets(cfg: EvaluateConfig, featurizer: featurizer_lib.Featurizer, ge
         yield from baselines.pixel_gaussian_pieces(fit, len(generated), baseline_rng, clip=True,
                                                    centre_in_place=True)
 
-    sets = {metric_specs.MODEL: lambda: featurizer_lib.pieces(generated),
+    sets = {metric_specs.MODEL: lambda: featurizer_lib.split_pieces(generated),
             metric_specs.REAL: lambda: featurizer_lib.split_pieces(train_split, real_index),
             "pixel_gaussian": gaussian,
             "noisy_train": lambda: (baselines.noisy(piece, baseline_rng)
@@ -184,22 +186,22 @@ def _add_copying(cfg: EvaluateConfig, sections: dict[str, dict], model_features:
     return validation_count
 
 
-def _nearest_train_images(generated: np.ndarray, generated_features: np.ndarray, train_split: streams.Rows,
+def _nearest_train_images(generated: artifacts.Split, generated_features: np.ndarray, train_split: streams.Rows,
                           train_features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The generated samples closest to the training set, each with its nearest training image and distance."""
     generated_to_train, nearest_train = metrics.nearest_neighbours(generated_features, train_features)
     closest = np.argsort(generated_to_train, kind="stable")[:NEIGHBOUR_PAIRS]
-    return generated[closest], train_split.signed(nearest_train[closest]), generated_to_train[closest]
+    return generated.signed(closest), train_split.signed(nearest_train[closest]), generated_to_train[closest]
 
 
-def class_grid(images: np.ndarray, classes: np.ndarray, num_classes: int,
+def class_grid(images: streams.Rows, classes: np.ndarray, num_classes: int,
                columns: int = CLASS_GRID_COLUMNS) -> np.ndarray:
     """One row per class, up to `columns` of its images; blank (white) cells where a class has fewer."""
-    cells = np.ones((num_classes, columns, *images.shape[1:]), np.float32)
+    cells = np.ones((num_classes, columns, *images.shape), np.float32)
     for label in range(num_classes):
-        members = images[classes == label][:columns]
+        members = images.signed(np.flatnonzero(classes == label)[:columns])
         cells[label, :len(members)] = members
-    return cells.reshape(num_classes * columns, *images.shape[1:])
+    return cells.reshape(num_classes * columns, *images.shape)
 
 
 def numeric_items(results: dict, prefix: str = "") -> dict[str, float]:
@@ -248,7 +250,7 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
     count = min(cfg.num_samples, len(splits["train"]), len(splits["test"]))
     classes = sampling.num_classes(generator)
     labels = sampling.balanced_labels(count, classes) if classes else None
-    generated = sampling.sample(generator, count, cfg.seed, labels=labels)
+    generated = sampling.sample(generator, count, cfg.seed, labels=labels, pixels=True)
 
     evaluation = compute(cfg, generated, splits["train"], splits["test"], splits["validation"], featurizer,
                          generated_labels=labels)
@@ -257,7 +259,8 @@ def run(cfg: EvaluateConfig, prepared_dir: str | Path, model_dir: str | Path, fe
     if paired_path is not None:
         artifacts.write_json(paired_path, {**evaluation.paired, "data_hash": info.data_hash})
     upscale = imaging.upscale_for_display(generated.shape[1])
-    imaging.save_png(samples_path, imaging.grid(generated[:GRID_IMAGES], upscale=upscale))
+    imaging.save_png(samples_path, imaging.grid(evaluation.generated.signed(np.arange(min(GRID_IMAGES, count))),
+                                                upscale=upscale))
 
     figures: dict[str, Path] = {}
     if figures_dir is not None:

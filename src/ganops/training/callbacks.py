@@ -18,7 +18,7 @@ import keras
 import mlflow
 import numpy as np
 
-from ganops import imaging, metric_specs, streams
+from ganops import imaging, metric_specs, shards, streams
 from ganops.features import metrics, quality
 from ganops.models import sampling, standing
 
@@ -205,7 +205,8 @@ class QualityMonitor(keras.callbacks.Callback):
         if self.reference is None:
             raise RuntimeError("QualityMonitor.measure: called before on_train_begin measured the reference")
         generator = standing.with_standing_statistics(self.model.ema_generator, seed=self.seed)
-        generated = sampling.generate(generator, self.latent, self.labels)
+        # Rounded to uint8 pixels first, as the evaluate stage measures them.
+        generated = shards.to_signed(sampling.generate(generator, self.latent, self.labels, pixels=True))
         return self.reference.measure(self.featurizer.features(generated))
 
     def on_epoch_end(self, epoch, logs=None):
