@@ -3,7 +3,7 @@
 Builds the images itself (seeded coloured shapes on gradients, ten classes by shape), a chunk at a time
 straight into an uncompressed `.npz` (never two copies in memory), and a folder of `--png-count` PNGs; then
 runs each stage's real entry point (`python pipeline/<stage>.py` with a params.yaml written here: the repo's
-defaults, data at 64×64×3, `train.arch` dcgan) in its own fresh process. Per stage: wall time of the process,
+defaults, data at 64×64×3, `train.arch` dcgan, then any `--set` train settings) in its own fresh process. Per stage: wall time of the process,
 images/s, "peak MB" (VmHWM: the stage process's own peak resident memory since exec, the goal's measure),
 "anon MB" (the largest RssAnon polled every 0.2 s: its own allocations, without the file pages it maps, which
 the kernel can drop) and "tree MB" (the largest sum of resident memory over the process and its workers,
@@ -25,6 +25,7 @@ line is the headline: the largest peak and the input/trainer ratio.
 
     python benchmarks/large_data.py [--count 300000] [--png-count 30000] [--repeats 1] [--stages all]
     python benchmarks/large_data.py --count 20000 --png-count 2000   # a smoke check, a few minutes
+    python benchmarks/large_data.py --set base_filters=64 --set batch_size=64   # a 4× wider model
 """
 
 from __future__ import annotations
@@ -139,8 +140,10 @@ def write_params(path: Path, data: dict, args: argparse.Namespace) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"] |= {"image_size": SIDE, "channels": CHANNELS} | data
     params["featurize"] |= {"epochs": args.featurize_epochs, "min_steps": 0}
-    # Width and batch 64, not the defaults' 32 and 16: the heavier model the README's figures were measured with.
-    params["train"] |= {"arch": "dcgan", "base_filters": 64, "batch_size": BATCH, "max_seconds": args.train_seconds}
+    from quality_budget import parse_override  # beside this file
+
+    overrides = dict(parse_override(text, "--set") for text in args.set)
+    params["train"] |= {"arch": "dcgan", "max_seconds": args.train_seconds} | overrides
     params["evaluate"] |= {"num_samples": args.eval_samples}
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -344,6 +347,8 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=60.0)
     parser.add_argument("--trainer-steps", type=int, default=30, help="timed trainer steps, after 6 untimed")
     parser.add_argument("--eval-samples", type=int, default=10_000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train setting over the defaults, e.g. --set base_filters=64 (repeatable)")
     parser.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temporary one)")
     parser.add_argument("--stage-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()

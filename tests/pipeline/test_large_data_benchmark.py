@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -36,12 +37,15 @@ def test_the_npz_written_piece_by_piece_is_what_numpy_reads(tmp_path, monkeypatc
         assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
-def test_a_tiny_run_prints_its_table_and_headline():
+def test_a_tiny_run_prints_its_table_and_headline(tmp_path):
     env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "large_data.py"), "--count", "400",
-                           "--png-count", "40", "--stages", "prepare_png,input"],
+                           "--png-count", "40", "--stages", "prepare_png,input", "--keep", str(tmp_path),
+                           "--set", "base_filters=48"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    train = yaml.safe_load((tmp_path / "params.yaml").read_text())["train"]
+    assert train["arch"] == "dcgan" and train["base_filters"] == 48  # the repo's defaults, then --set
     lines = done.stdout.strip().splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.split()[0] in large_data.STAGES}
     assert set(rows) == {"prepare", "prepare_png", "input"}
