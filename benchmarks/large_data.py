@@ -3,11 +3,11 @@
 Builds the images itself (seeded coloured shapes on gradients, ten classes by shape), a chunk at a time
 straight into an uncompressed `.npz` (never two copies in memory), and a folder of `--png-count` PNGs; then
 runs each stage's real entry point (`python pipeline/<stage>.py` with a params.yaml written here: the repo's
-defaults, data at 64×64×3, `train.arch` dcgan, then any `--set` train settings) in its own fresh process. Per stage: wall time of the process,
-images/s, "peak MB" (VmHWM: the stage process's own peak resident memory since exec, the goal's measure),
-"anon MB" (the largest RssAnon polled every 0.2 s: its own allocations, without the file pages it maps, which
-the kernel can drop) and "tree MB" (the largest sum of resident memory over the process and its workers,
-polled alike; shared pages count in each, so it overstates). Rows:
+defaults, data at 64×64×3, `train.arch` dcgan, then any `--set` train settings) in its own fresh process. Per
+stage: wall time of the process, images/s, "peak MB" (VmHWM: the stage process's own peak resident memory
+since exec, the goal's measure), "anon MB" (the largest RssAnon polled every 0.2 s: its own allocations,
+without the file pages it maps, which the kernel can drop) and "tree MB" (the largest sum of resident memory
+over the process and its workers, polled alike; shared pages count in each, so it overstates). Rows:
 
 - prepare (npz), prepare_png (the PNG folder): the prepare stage; images/s over the process's wall time.
 - validate, featurize (`--featurize-epochs` epochs: the stage's 15 would take hours on 2 cores, and memory

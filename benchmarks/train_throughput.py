@@ -12,14 +12,17 @@ tutorial's) on the same images with the same batch size:
 Both run with the same device plan: `--precision` (a Keras dtype policy; the loop, like the trainer, wraps
 its optimizers in `LossScaleOptimizer` for mixed_float16 and computes its losses in float32) and
 `--jit-compile` (XLA for the trainer's `train_steps` and the loop's `tf.function` alike); `auto`/`default`
-are the train stage's defaults (GPU: mixed_float16 + XLA; CPU: float32, no XLA). The loop runs on one
-device; the trainer uses every visible GPU, so pin one GPU (`CUDA_VISIBLE_DEVICES=0`) for a fair comparison.
+are the train stage's defaults (GPU: mixed_float16 + XLA; CPU: no XLA, mixed_bfloat16 for dcgan where the CPU
+computes bf16 natively, else float32). `--loop-precision` gives the loop another policy, e.g. the tutorial's
+own float32 against the trainer's best CPU mode. The loop runs on one device; the trainer uses every visible
+GPU, so pin one GPU (`CUDA_VISIBLE_DEVICES=0`) for a fair comparison.
 
 Each is warmed up (tracing, first steps) and then timed over `--steps` steps, alternating trainer and loop
 `--repeats` times so that load from other processes hits both alike; the medians are compared. The last
 line is `images_per_s=<trainer median>`.
 
     python benchmarks/train_throughput.py --arch dcgan --image-size 28 --batch 256 --steps 30
+    python benchmarks/train_throughput.py --loop-precision float32   # the trainer's auto mode vs the tutorial's
     python benchmarks/train_throughput.py --precision mixed_float16 --jit-compile true   # a GPU: see gpu_throughput.sh
 """
 
@@ -77,28 +80,30 @@ class Trainer:
 
 
 class PlainLoop:
-    """The TensorFlow DCGAN tutorial's training loop over the same layer stack, in the plan's precision
-    (loss scaling for mixed_float16, as the TensorFlow mixed-precision guide does it) and XLA setting."""
+    """The TensorFlow DCGAN tutorial's training loop over the same layer stack, in dtype policy `precision`
+    (loss scaling for mixed_float16, as the TensorFlow mixed-precision guide does it) and the plan's XLA
+    setting."""
 
-    def __init__(self, cfg, images, plan):
+    def __init__(self, cfg, images, plan, precision: str):
         import keras
         import tensorflow as tf
 
         from ganops.models.networks import build_pair
         from ganops.training import devices
 
-        with devices.dtype_policy(plan.precision):
+        with devices.dtype_policy(precision):
             generator, discriminator = build_pair(cfg.arch, cfg.latent_dim, images.shape[1:], cfg.base_filters)
         cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
         g_optimizer = keras.optimizers.Adam(cfg.g_learning_rate)
         d_optimizer = keras.optimizers.Adam(cfg.loss_settings().d_learning_rate)
-        if plan.loss_scaling:
+        loss_scaling = precision == "mixed_float16"
+        if loss_scaling:
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
         batch_size, latent_dim = cfg.batch_size, cfg.latent_dim
 
         def scaled(optimizer, loss):
-            return optimizer.scale_loss(loss) if plan.loss_scaling else loss
+            return optimizer.scale_loss(loss) if loss_scaling else loss
 
         @tf.function(jit_compile=plan.jit_compile)
         def train_step(real_images):
@@ -145,7 +150,9 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=100, help="the tutorial's noise_dim")
     parser.add_argument("--precision", default="auto",
                         choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-                        help="train.precision, for the trainer and the loop (auto: GPU mixed_float16, CPU float32)")
+                        help="train.precision, for the trainer and (unless --loop-precision) the loop")
+    parser.add_argument("--loop-precision", default=None, choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                        help="the plain loop's dtype policy (default: the trainer's)")
     parser.add_argument("--jit-compile", default="default", choices=["default", "true", "false"],
                         help="train.jit_compile (XLA), for the trainer and the loop (default: on for GPUs)")
     args = parser.parse_args()
@@ -162,12 +169,14 @@ def main() -> None:
                       r1_weight=0.0, augment=[], max_seconds=None, precision=args.precision,
                       jit_compile={"default": None, "true": True, "false": False}[args.jit_compile])
     plan = devices.plan(cfg)
-    print(f"data: {source}, {len(images)} images {'x'.join(map(str, images.shape[1:]))}; "
-          f"{plan.describe()}; batch {args.batch}, {args.steps} steps × {args.repeats} repeats; "
+    loop_precision = args.loop_precision or plan.precision
+    print(f"data: {source}, {len(images)} images {'x'.join(map(str, images.shape[1:]))}; trainer: "
+          f"{plan.describe()}; plain loop: {loop_precision}; batch {args.batch}, {args.steps} steps × "
+          f"{args.repeats} repeats; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
     keras.utils.set_random_seed(0)
-    runners = {"trainer": Trainer(cfg, images), "plain loop": PlainLoop(cfg, images, plan)}
+    runners = {"trainer": Trainer(cfg, images), "plain loop": PlainLoop(cfg, images, plan, loop_precision)}
     for runner in runners.values():
         runner.run(1)  # trace and compile
         runner.run(args.warmup)

@@ -162,7 +162,7 @@ class TrainConfig(_Section):
     # real-vs-real floor) in the featurizer's space, every this many epochs and at the end; null: off.
     monitor_every_epochs: int | None = Field(50, ge=1)
     monitor_samples: int = Field(500, ge=4)  # generated = holdout = floor sample count (capped by the splits)
-    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # auto: GPU mixed_float16
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"  # auto: devices.auto_precision
     jit_compile: bool | None = None  # XLA; null: on for GPUs, off for CPUs (slower there)
     # auto: multi_worker when TF_CONFIG names several tasks, else mirrored over several local devices, else one
     distribute: Literal["auto", "one_device", "mirrored", "multi_worker"] = "auto"

@@ -83,3 +83,32 @@ def test_a_reported_gpu_gets_mixed_float16_and_xla_and_a_cpu_float32():
     assert (cpu.device, cpu.precision, cpu.jit_compile) == ("cpu", "float32", False)
     forced = devices.choose(TrainConfig(precision="float32", jit_compile=False), ("/device:GPU:0",), ())
     assert (forced.precision, forced.jit_compile) == ("float32", False)
+
+
+def test_auto_precision_picks_bf16_for_convolutional_archs_on_a_cpu_that_computes_it_natively():
+    cpu = ("/device:CPU:0",)
+    native = devices.choose(TrainConfig(arch="dcgan"), (), cpu, bf16_flags=("avx512_bf16",))
+    assert (native.precision, native.jit_compile) == ("mixed_bfloat16", False)
+    assert "avx512_bf16" in native.precision_reason
+    assert devices.choose(TrainConfig(arch="resnet"), (), cpu, bf16_flags=("amx_bf16",)).precision == "mixed_bfloat16"
+    # The mlp, a CPU that emulates bf16, an explicit setting and a GPU are not moved to bf16.
+    assert devices.choose(TrainConfig(arch="mlp"), (), cpu, bf16_flags=("avx512_bf16",)).precision == "float32"
+    assert devices.choose(TrainConfig(arch="dcgan"), (), cpu).precision == "float32"
+    explicit = devices.choose(TrainConfig(arch="dcgan", precision="float32"), (), cpu, bf16_flags=("amx_bf16",))
+    assert (explicit.precision, explicit.precision_reason) == ("float32", "")
+    gpu = devices.choose(TrainConfig(arch="dcgan"), ("/device:GPU:0",), cpu, bf16_flags=("amx_bf16",))
+    assert gpu.precision == "mixed_float16"
+
+
+def test_native_bf16_flags_are_read_from_cpuinfo():
+    def cpuinfo(flags: str) -> str:
+        return f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\nbugs\t\t: spectre_v1\n"
+
+    assert devices.native_bf16_flags(cpuinfo("fpu sse2 avx2 avx512f")) == ()
+    assert devices.native_bf16_flags(cpuinfo("fpu avx512f avx512_bf16 amx_tile amx_bf16")) == (
+        "amx_bf16", "avx512_bf16")
+    assert devices.native_bf16_flags("Features\t: fp asimd bf16\n") == ()  # no x86 flags line: not assumed
+    # The plan on this machine reports what it chose and why in the progress line.
+    plan = devices.plan(TrainConfig(arch="dcgan"))
+    expected = "mixed_bfloat16" if devices.native_bf16_flags() else "float32"
+    assert plan.precision == expected and f"{expected} (auto: " in plan.describe()

@@ -13,12 +13,14 @@
   worker — when to stop, how many steps the next graph call runs — is decided by the chief and shared
   (`DevicePlan.from_chief`), since each worker's clock differs.
 - **Precision.** `train.precision: auto` → `mixed_float16` on a GPU (both optimizers wrapped in
-  `keras.optimizers.LossScaleOptimizer`, see gan.py), `float32` on a CPU. `mixed_bfloat16` needs no loss
-  scaling (same exponent range as float32) and can be chosen explicitly, e.g. for CPUs with AMX: on this
-  project's 2-core CPU (AMX-BF16) the DCGAN tutorial stack at batch 256 trained at 450 images/s in
-  mixed_bfloat16 vs 286 for the float32 tutorial loop in the same run (float32 trainer ≈ float32 loop);
-  its effect on sample quality is not measured, so `auto` keeps float32 on CPUs.
-  The saved EMA generator always computes in float32.
+  `keras.optimizers.LossScaleOptimizer`, see gan.py); on a CPU that computes bfloat16 natively
+  (`NATIVE_BF16_FLAGS`) `mixed_bfloat16` for the convolutional archs; else `float32`. bfloat16 needs no loss
+  scaling (float32's exponent range). On this project's 2-core CPU (AVX-512 BF16) the DCGAN tutorial stack at
+  batch 256 trained at 450 images/s in mixed_bfloat16 vs 286 for the float32 tutorial loop; the default
+  MNIST dcgan (width 32, batch 16) made 1.17× the steps in 240 s at no loss of quality per second (fd ratio
+  median 23.2 vs 29.4 over seeds 0–2, `benchmarks/quality_budget.py`, README). The mlp stays float32 (its
+  small dense layers were not measured in bf16), and so does every CPU without native bf16, where bf16 is
+  emulated and slower. The saved EMA generator always computes in float32.
 - **XLA.** `train.jit_compile: null` → on for GPUs, off on CPUs: on this project's 2-core CPU the DCGAN step
   ran at 213 images/s with XLA vs 336 without (TF 2.21 XLA's CPU convolutions do not use oneDNN).
 """
@@ -31,6 +33,7 @@ import functools
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -48,6 +51,7 @@ class DevicePlan:
     precision: str  # a Keras dtype policy name: float32, mixed_float16, mixed_bfloat16
     jit_compile: bool
     cluster: Cluster | None = None  # the TF_CONFIG task this process is, under multi-worker training
+    precision_reason: str = ""  # why `train.precision: auto` chose `precision`; empty when set explicitly
 
     @property
     def replicas(self) -> int:
@@ -100,7 +104,8 @@ class DevicePlan:
 
     def describe(self) -> str:
         where = f"{self.workers} workers, " if self.cluster else ""
-        return (f"{where}{self.replicas}× {self.device} ({self.strategy_name}), {self.precision}, "
+        reason = f" ({self.precision_reason})" if self.precision_reason else ""
+        return (f"{where}{self.replicas}× {self.device} ({self.strategy_name}), {self.precision}{reason}, "
                 f"XLA {'on' if self.jit_compile else 'off'}")
 
     @contextlib.contextmanager
@@ -180,6 +185,24 @@ def distribution(cfg: TrainConfig, cluster: Cluster | None) -> str:
     return cfg.distribute
 
 
+# /proc/cpuinfo flags of x86 CPUs with bfloat16 arithmetic, which oneDNN uses under mixed_bfloat16: AVX-512
+# BF16 (Intel Cooper Lake, AMD Zen 4 and later) and AMX-BF16 (Intel Sapphire Rapids and later).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def native_bf16_flags(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The `NATIVE_BF16_FLAGS` this CPU has (from `cpuinfo`, default /proc/cpuinfo); () where unknown."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: treated as no native bf16
+            return ()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return tuple(sorted(NATIVE_BF16_FLAGS & set(line.partition(":")[2].split())))
+    return ()
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceChoice:
     """What `plan` decides from the visible devices, before any strategy is built."""
@@ -188,24 +211,38 @@ class DeviceChoice:
     devices: tuple[str, ...]  # the replicas' device names on this worker
     precision: str
     jit_compile: bool
+    precision_reason: str = ""  # why `train.precision: auto` chose it; empty when set explicitly
+
+
+def auto_precision(cfg: TrainConfig, gpu: bool, bf16_flags: tuple[str, ...]) -> tuple[str, str]:
+    """`train.precision: auto` and why: see the module's docstring."""
+    if gpu:
+        return "mixed_float16", "auto: a GPU"
+    if bf16_flags and cfg.arch != "mlp":
+        return "mixed_bfloat16", f"auto: the CPU computes bf16 natively ({', '.join(bf16_flags)})"
+    if bf16_flags:
+        return "float32", "auto: bf16 is chosen for the convolutional archs only"
+    return "float32", "auto: no native bf16 on this CPU"
 
 
 def choose(cfg: TrainConfig, gpu_names: tuple[str, ...], cpu_names: tuple[str, ...], mode: str = "auto",
-           workers: int = 1) -> DeviceChoice:
+           workers: int = 1, bf16_flags: tuple[str, ...] = ()) -> DeviceChoice:
     """Every GPU when there is one (mixed float16 and XLA unless `cfg` says otherwise), else every CPU device
-    (float32, no XLA); one of them for `mode` one_device, and one CPU a worker under multi_worker (what
-    MultiWorkerMirroredStrategy uses). A pure function of the device names, so the GPU choice is testable on
-    a CPU machine."""
+    (no XLA; mixed bfloat16 for a convolutional arch where `bf16_flags` says the CPU computes it natively, else
+    float32); one of them for `mode` one_device, and one CPU a worker under multi_worker (what
+    MultiWorkerMirroredStrategy uses). A pure function of the device names and CPU flags, so every choice is
+    testable on any machine."""
     kind = "gpu" if gpu_names else "cpu"
     names = gpu_names or cpu_names
     if mode == "one_device" or (mode == "multi_worker" and kind == "cpu"):
         names = names[:1]
-    precision = cfg.precision if cfg.precision != "auto" else ("mixed_float16" if gpu_names else "float32")
+    precision, reason = (cfg.precision, "") if cfg.precision != "auto" else auto_precision(cfg, bool(gpu_names),
+                                                                                        bf16_flags)
     jit = cfg.jit_compile if cfg.jit_compile is not None else bool(gpu_names)
     if cfg.batch_size % (len(names) * workers):
         where = f"{workers} workers × {len(names)}" if workers > 1 else str(len(names))
         raise GanopsError(f"train.batch_size: {cfg.batch_size} does not split evenly over {where} {kind} replicas")
-    return DeviceChoice(kind, names, precision, jit)
+    return DeviceChoice(kind, names, precision, jit, reason)
 
 
 def multi_worker_strategy() -> tf.distribute.Strategy:
@@ -225,9 +262,10 @@ def plan(cfg: TrainConfig) -> DevicePlan:
     strategy = multi_worker_strategy() if mode == "multi_worker" else None
     choice = choose(cfg, tuple(device.name for device in tf.config.list_logical_devices("GPU")),
                     tuple(device.name for device in tf.config.list_logical_devices("CPU")), mode,
-                    cluster.size if strategy is not None and cluster is not None else 1)
+                    cluster.size if strategy is not None and cluster is not None else 1, native_bf16_flags())
     names = choice.devices
     if strategy is None:
         strategy = tf.distribute.MirroredStrategy(list(names)) if len(names) > 1 else tf.distribute.get_strategy()
     return DevicePlan(strategy=strategy, device=choice.device, devices=names, precision=choice.precision,
-                      jit_compile=choice.jit_compile, cluster=cluster if mode == "multi_worker" else None)
+                      jit_compile=choice.jit_compile, cluster=cluster if mode == "multi_worker" else None,
+                      precision_reason=choice.precision_reason)
