@@ -16,9 +16,14 @@ Augmentation = Literal["color", "translation", "cutout"]  # DiffAugment's three,
 SMALL_DATA_IMAGES = 5_000
 
 
+def is_convolutional(arch: str) -> bool:
+    """dcgan and resnet; the mlp is fully connected. What `augment: auto` and `precision: auto` key on."""
+    return arch != "mlp"
+
+
 def auto_augment(arch: str, train_count: int) -> list[Augmentation]:
     """`train.augment: auto` for this arch and this many training images."""
-    return list(get_args(Augmentation)) if arch != "mlp" and train_count < SMALL_DATA_IMAGES else []
+    return list(get_args(Augmentation)) if is_convolutional(arch) and train_count < SMALL_DATA_IMAGES else []
 
 
 def dcgan_upsampling(image_size: int) -> tuple[int, int] | None:

@@ -21,6 +21,7 @@ from ganops.archs import (
     Augmentation,
     auto_augment,
     dcgan_size_problem,
+    is_convolutional,
     resnet_size_problem,
 )
 from ganops.errors import GanopsError
@@ -184,7 +185,7 @@ class TrainConfig(_Section):
     def describe_choice(self, train_count: int) -> str:
         """One line on what `augment: auto` chooses for this many training images, and why."""
         chosen = self.for_data(train_count)
-        why = ("auto leaves the mlp arch unaugmented" if self.arch == "mlp" else
+        why = ("auto leaves the mlp arch unaugmented" if not is_convolutional(self.arch) else
                f"{'fewer' if train_count < SMALL_DATA_IMAGES else 'not fewer'} than {SMALL_DATA_IMAGES:,}")
         return f"augment auto -> {', '.join(chosen.augment) or 'none'} ({train_count:,} training images; {why})"
 

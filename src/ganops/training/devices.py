@@ -16,9 +16,10 @@
   `keras.optimizers.LossScaleOptimizer`, see gan.py); on a CPU that computes bfloat16 natively
   (`NATIVE_BF16_FLAGS`) `mixed_bfloat16` for the convolutional archs; else `float32`. bfloat16 needs no loss
   scaling (float32's exponent range). On this project's 2-core CPU (AVX-512 BF16) the DCGAN tutorial stack at
-  batch 256 trained at 450 images/s in mixed_bfloat16 vs 286 for the float32 tutorial loop; the default
-  MNIST dcgan (width 32, batch 16) made 1.17× the steps in 240 s at no loss of quality per second (fd ratio
-  median 23.2 vs 29.4 over seeds 0–2, `benchmarks/quality_budget.py`, README). The mlp stays float32 (its
+  batch 256 trained at 591 images/s in mixed_bfloat16 vs 410 for the float32 tutorial loop (1.44×,
+  `benchmarks/train_throughput.py --loop-precision float32`); the default MNIST dcgan (width 32, batch 16)
+  made 1.00–1.17× the float32 steps in 240 s at no loss of quality per second (fd ratio median 23.2 vs 29.4
+  over seeds 0–2, `benchmarks/quality_budget.py`, README). The mlp stays float32 (its
   small dense layers were not measured in bf16), and so does every CPU without native bf16, where bf16 is
   emulated and slower. The saved EMA generator always computes in float32.
 - **XLA.** `train.jit_compile: null` → on for GPUs, off on CPUs: on this project's 2-core CPU the DCGAN step
@@ -39,6 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ganops import archs
 from ganops.config import TrainConfig
 from ganops.errors import GanopsError
 
@@ -218,7 +220,7 @@ def auto_precision(cfg: TrainConfig, gpu: bool, bf16_flags: tuple[str, ...]) -> 
     """`train.precision: auto` and why: see the module's docstring."""
     if gpu:
         return "mixed_float16", "auto: a GPU"
-    if bf16_flags and cfg.arch != "mlp":
+    if bf16_flags and archs.is_convolutional(cfg.arch):
         return "mixed_bfloat16", f"auto: the CPU computes bf16 natively ({', '.join(bf16_flags)})"
     if bf16_flags:
         return "float32", "auto: bf16 is chosen for the convolutional archs only"
@@ -236,8 +238,10 @@ def choose(cfg: TrainConfig, gpu_names: tuple[str, ...], cpu_names: tuple[str, .
     names = gpu_names or cpu_names
     if mode == "one_device" or (mode == "multi_worker" and kind == "cpu"):
         names = names[:1]
-    precision, reason = (cfg.precision, "") if cfg.precision != "auto" else auto_precision(cfg, bool(gpu_names),
-                                                                                        bf16_flags)
+    if cfg.precision == "auto":
+        precision, reason = auto_precision(cfg, bool(gpu_names), bf16_flags)
+    else:
+        precision, reason = cfg.precision, ""
     jit = cfg.jit_compile if cfg.jit_compile is not None else bool(gpu_names)
     if cfg.batch_size % (len(names) * workers):
         where = f"{workers} workers × {len(names)}" if workers > 1 else str(len(names))
