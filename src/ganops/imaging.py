@@ -10,17 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganops import artifacts
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """NHWC floats in [-1, 1] → uint8 in [0, 255]."""
-    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from ganops import artifacts, shards
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 1, upscale: int = 1) -> np.ndarray:
     """Tile NHWC [-1, 1] images into one uint8 HWC picture (`upscale` repeats pixels for tiny images)."""
-    pixels = to_uint8(images)
+    pixels = shards.from_signed(images)
     if upscale > 1:
         pixels = pixels.repeat(upscale, axis=1).repeat(upscale, axis=2)
     count, height, width, channels = pixels.shape

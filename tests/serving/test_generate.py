@@ -33,9 +33,9 @@ def test_generate_by_alias_writes_pngs_and_a_grid(store, tmp_path):
 
     # Same seed, same pictures as the registered model's own sampling.
     model = serving.generator_model(serving.load("models:/gan-generator@champion"))
-    from ganops import imaging
+    from ganops import shards
 
-    np.testing.assert_array_equal(first, imaging.to_uint8(model.images(12, seed=3))[0, ..., 0])
+    np.testing.assert_array_equal(first, shards.from_signed(model.images(12, seed=3))[0, ..., 0])
 
 
 def test_generate_defaults_to_the_champion_named_in_params(store, tmp_path):
@@ -64,10 +64,10 @@ def test_generate_per_class_writes_a_labelled_folder_the_folder_source_reads_bac
                                           "models:/gan-generator@champion")
     assert sorted(p.name for p in out.iterdir()) == ["0", "1", "2"]
     model = serving.generator_model(serving.load("models:/gan-generator@champion"))
-    from ganops import imaging
+    from ganops import shards
 
     np.testing.assert_array_equal(np.asarray(Image.open(out / "2" / "0003.png")),
-                                  imaging.to_uint8(model.images(4, seed=1 * 3 + 2, label=2))[3, ..., 0])
+                                  shards.from_signed(model.images(4, seed=1 * 3 + 2, label=2))[3, ..., 0])
 
     from ganops.config import DataConfig
     from ganops.data import sources

@@ -48,7 +48,7 @@ from mlflow.types.schema import (
     TensorSpec,
 )
 
-from ganops import artifacts, imaging, tracking
+from ganops import artifacts, imaging, shards, tracking
 from ganops.errors import GanopsError
 
 OUTPUT_FORMATS = ("array", "png")
@@ -123,7 +123,7 @@ class GeneratorModel(PythonModel):
         images = self.draw(draws)
         if output == "array":
             return images
-        return [imaging.png_base64(picture) for picture in imaging.to_uint8(images)]
+        return [imaging.png_base64(picture) for picture in shards.from_signed(images)]
 
     def draw(self, draws: list[Draw]) -> np.ndarray:
         """Images for checked rows, in row order. Explicit latents go through the network in one batch."""
@@ -288,7 +288,7 @@ def generate_pngs(model_uri: str, count: int, seed: int, label: int | None, out_
     images = model.images(count, seed, label)
     out_dir = Path(out_dir)
     width = max(4, len(str(count - 1)))
-    for index, image in enumerate(imaging.to_uint8(images)):
+    for index, image in enumerate(shards.from_signed(images)):
         imaging.save_png(out_dir / f"{index:0{width}d}.png", image)
     imaging.save_png(out_dir / "grid.png",
                      imaging.grid(images, upscale=imaging.upscale_for_display(images.shape[1])))
@@ -311,6 +311,6 @@ def generate_class_folders(model_uri: str, per_class: int, seed: int, out_dir: s
     with artifacts.atomic_path(out_dir) as tmp:
         for label in range(classes):
             images = model.images(per_class, seed * classes + label, label)
-            for index, image in enumerate(imaging.to_uint8(images)):
+            for index, image in enumerate(shards.from_signed(images)):
                 imaging.save_png(tmp / str(label) / f"{index:0{width}d}.png", image)
     return classes * per_class
