@@ -70,6 +70,7 @@ def test_single_device_plan_on_this_machine():
     assert plan.params()["runtime.precision"] == "float32"
     explicit = devices.plan(TrainConfig(precision="mixed_bfloat16", jit_compile=True))
     assert explicit.precision == "mixed_bfloat16" and explicit.jit_compile and not explicit.loss_scaling
+    assert explicit.describe().endswith(f"XLA on ({devices.XLA_ON_CPU})")
 
 
 def test_a_reported_gpu_gets_mixed_float16_and_xla_and_a_cpu_float32():
@@ -83,6 +84,11 @@ def test_a_reported_gpu_gets_mixed_float16_and_xla_and_a_cpu_float32():
     assert (cpu.device, cpu.precision, cpu.jit_compile) == ("cpu", "float32", False)
     forced = devices.choose(TrainConfig(precision="float32", jit_compile=False), ("/device:GPU:0",), ())
     assert (forced.precision, forced.jit_compile) == ("float32", False)
+    # XLA asked for on a CPU (slower there) is allowed but said; on a GPU, or left to auto, nothing is said.
+    xla_cpu = devices.choose(TrainConfig(jit_compile=True), (), ("/device:CPU:0",))
+    assert xla_cpu.jit_compile and xla_cpu.jit_note == devices.XLA_ON_CPU
+    xla_gpu = devices.choose(TrainConfig(jit_compile=True), ("/device:GPU:0",), ())
+    assert gpus.jit_note == cpu.jit_note == xla_gpu.jit_note == ""
 
 
 def test_auto_precision_picks_bf16_for_convolutional_archs_on_a_cpu_that_computes_it_natively():
