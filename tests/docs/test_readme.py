@@ -78,6 +78,10 @@ RULES = (
          "tests/pipeline/test_large_data_benchmark.py runs it at a tiny size"),
     Rule(r"^python benchmarks/quality_budget\.py --data shapes ", "shrink",
          "--seconds 4 --every 2 --seeds 0 --shapes-count 200 --shapes-size 16"),
+    Rule(r"^python benchmarks/quality_budget\.py --out reports/conditional ", "skip",
+         "the MNIST benchmark with two --variant settings, as the bf16 command runs it (each run trains its own "
+         "MNIST featurizer, ~2 min); conditional training, evaluation and serving are tested in tests/model, "
+         "tests/evaluation and tests/serving"),
     Rule(r"^python benchmarks/quality_budget\.py ", "shrink", "--seconds 4 --every 2 --seeds 0",
          needs_mnist=True),
     Rule(r"^ganops ", "run"),
