@@ -5,7 +5,8 @@ Each command is matched against RULES (first match wins), which says how it runs
 arguments appended that only shrink it (fewer seconds, seeds or replicates); as a server that must answer
 before the commands after it use it; or not at all, with the reason. A command that no rule matches fails the
 test, so a new README line is either run here or skipped on purpose. A Python block runs with the repository
-as its working directory.
+as its working directory. The commands on MNIST t10k (`needs_mnist`: real data, a few minutes, and the data may
+be absent) run in a second test, in `make test-slow`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +38,7 @@ class Rule:
     pattern: str  # a regular expression the command (comments removed, continuation lines joined) must match
     action: str  # run | shrink | server | skip
     detail: str = ""  # shrink: arguments appended; server: the URL path that must answer; skip: the reason
-    needs_mnist: bool = False
+    needs_mnist: bool = False  # on ../shared's MNIST t10k: run by the slow test only
 
 
 # Commands and Python blocks for a team's own hosts (PostgreSQL, S3, the tracking server) are not run here.
@@ -78,10 +80,10 @@ RULES = (
          "tests/pipeline/test_large_data_benchmark.py runs it at a tiny size"),
     Rule(r"^python benchmarks/quality_budget\.py --data shapes ", "shrink",
          "--seconds 4 --every 2 --seeds 0 --shapes-count 200 --shapes-size 16"),
-    Rule(r"^python benchmarks/quality_budget\.py --out reports/conditional ", "skip",
-         "the MNIST benchmark with two --variant settings, as the bf16 command runs it (each run trains its own "
-         "MNIST featurizer, ~2 min); conditional training, evaluation and serving are tested in tests/model, "
-         "tests/evaluation and tests/serving"),
+    Rule(r"^python benchmarks/quality_budget\.py --out reports/(bf16|conditional) ", "skip",
+         "the MNIST benchmark with --variant settings: its plain MNIST command runs here and the shapes command "
+         "exercises --variant (each MNIST run costs about a minute here); bf16 and conditional training, "
+         "evaluation and serving are tested in tests/model, tests/training, tests/evaluation and tests/serving"),
     Rule(r"^python benchmarks/quality_budget\.py ", "shrink", "--seconds 4 --every 2 --seeds 0",
          needs_mnist=True),
     Rule(r"^ganops ", "run"),
@@ -190,23 +192,30 @@ def test_every_readme_command_has_a_rule(repo_root):
             rule_for(text)
 
 
-def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
-    repo, env = repo
+def _run_readme(repo: Path, env: dict, readme: str, tmp_path: Path, mnist: bool) -> list[str]:
+    """Run the README's steps in order, the MNIST t10k ones (`needs_mnist`) when `mnist` is true and all the
+    others when it is false; print what ran, the slowest first, and what was skipped and why. Returns what ran."""
     ran, skipped = [], []
+    seconds: dict[str, float] = {}
     server_port: int | None = None
     with contextlib.ExitStack() as servers:
-        for kind, text in steps((repo_root / "README.md").read_text()):
-            if kind == "python" and re.search(TEAM_ONLY, text):
-                skipped.append(("python block", "for a team's own tracking server (tests/registry/test_team_server.py "
-                                                "creates users and permissions the same way)"))
+        for kind, text in steps(readme):
+            if kind == "python" and (mnist or re.search(TEAM_ONLY, text)):
+                if not mnist:
+                    skipped.append(("python block", "for a team's own tracking server (tests/registry/"
+                                                    "test_team_server.py creates users and permissions the same way)"))
                 continue
             if kind == "python":
                 _run(f"{sys.executable} - <<'PYTHON'\n{text}\nPYTHON", repo, env)
                 ran.append("python block")
                 continue
             rule = rule_for(text)
-            if rule.action == "skip" or (rule.needs_mnist and not MNIST_DIR.exists()):
-                skipped.append((text, rule.detail if rule.action == "skip" else f"{MNIST_DIR} is absent"))
+            if rule.needs_mnist != mnist:
+                if rule.needs_mnist:
+                    skipped.append((text, "MNIST t10k: test_readme_mnist_commands_run_as_written (make test-slow)"))
+                continue
+            if rule.action == "skip":
+                skipped.append((text, rule.detail))
                 continue
             if rule.action == "server":
                 log = tmp_path / f"server-{len(ran)}.log"
@@ -219,11 +228,34 @@ def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
             command = {"as dvc repro": "dvc repro", "shrink": f"{text} {rule.detail}"}.get(rule.action, text)
             if server_port is not None:  # the README's port is the server's, which runs on a free one here
                 command = re.sub(r"localhost:\d+", f"localhost:{server_port}", command)
+            started = time.monotonic()
             done = _run(command, repo, env)
             if command.startswith("curl"):
                 assert done.stdout.startswith('{"predictions"'), f"{command}: {done.stdout[:300]}"
             ran.append(text)
-    print(f"\nran {len(ran)} README commands; skipped {len(skipped)}:")
+            seconds[text] = time.monotonic() - started
+    # Where this test's minutes go (pytest -s, or the captured output of a failure): the slowest commands first.
+    print(f"\nran {len(ran)} README commands; the slowest:")
+    for text, took in sorted(seconds.items(), key=lambda item: -item[1])[:15]:
+        print(f"  {took:6.1f} s  {text}")
+    print(f"skipped {len(skipped)}:")
     for text, reason in skipped:
         print(f"  {text}  — {reason}")
+    return ran
+
+
+def test_readme_commands_run_as_written(repo, repo_root, tmp_path):
+    repo, env = repo
+    ran = _run_readme(repo, env, (repo_root / "README.md").read_text(), tmp_path, mnist=False)
     assert any(text.startswith("ganops promote") for text in ran) and "python block" in ran
+
+
+@pytest.mark.slow
+def test_readme_mnist_commands_run_as_written(repo, repo_root, tmp_path):
+    """The README's commands on MNIST t10k (real data: a few minutes), in a repository where the others may or may
+    not have run first: each starts its own `dvc exp run` or benchmark from the data files."""
+    if not MNIST_DIR.exists():
+        pytest.skip(f"{MNIST_DIR} is absent")
+    repo, env = repo
+    ran = _run_readme(repo, env, (repo_root / "README.md").read_text(), tmp_path, mnist=True)
+    assert any(text.startswith("dvc exp run") for text in ran)
