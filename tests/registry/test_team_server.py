@@ -1,7 +1,7 @@
 """The team's tracking server for real: `mlflow server --app-name basic-auth` on a PostgreSQL backend store (and
 a PostgreSQL user store), a proxied artifact store, and users who sign in through MLFLOW_TRACKING_USERNAME and
 MLFLOW_TRACKING_PASSWORD. A new user may read everything and manage only what they create. Through it: the
-register stage, `ganops promote`, `mlflow models serve`, and the README's queued sweep (8 pipeline variants, 2 at
+register stage, `ganops promote`, `mlflow models serve`, and the README's queued sweep (its 4 pipeline variants, 2 at
 a time, each in its own `dvc exp run` process: train, evaluate and register)."""
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def swept(team_server, repo_root, tmp_path_factory):
     repo = sweep.copy_baseline(baseline, tmp_path_factory.mktemp("sweep"))
     env = {**user_env(url, "alice", passwords["alice"]), "MLFLOW_EXPERIMENT_NAME": SWEEP_EXPERIMENT,
            **sweep.GIT_IDENTITY}
-    logs = sweep.sweep(repo, env)
+    logs = sweep.sweep(repo, env, sweep.README_GRID)  # the local-store test (make test-slow) runs all 8
     assert not (repo / "mlflow.db").exists()  # the queue's workers saw MLFLOW_TRACKING_URI
     return repo, logs
 
@@ -174,7 +174,7 @@ def test_queued_sweep_through_the_team_server(team_server, swept):
     with as_user(url, "alice", passwords["alice"]) as client:
         sweep.check_records(client, logs, experiment=SWEEP_EXPERIMENT, model=SWEEP_MODEL)
         env = {**user_env(url, "alice", passwords["alice"]), **sweep.GIT_IDENTITY}
-        sweep.check_exp_show(repo, env, client, model=SWEEP_MODEL)
+        sweep.check_exp_show(repo, env, client, model=SWEEP_MODEL, grid=sweep.README_GRID)
 
 
 @pytest.mark.timeout(sweep.TEST_TIMEOUT_S)  # builds the sweep when run on its own
