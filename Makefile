@@ -46,8 +46,9 @@ pipeline: install  ## run the whole pipeline on the configured data (built-in di
 
 # Test files run on TEST_WORKERS pytest-xdist workers, each file whole on one worker (--dist loadfile), so a
 # module's fixtures (a server, a baseline repository) are built once. Most tests wait on a stage, `dvc` or
-# server process, so two workers keep both cores of a 2-core machine busy; TEST_WORKERS=0 runs in one process.
-TEST_WORKERS ?= 2
+# server process: with two workers a 2-core machine's CPUs were busy 64% of `make test` (29.5 CPU-minutes in 23
+# minutes), so three share them. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 3
 PYTEST := pytest -n $(TEST_WORKERS) --dist loadfile
 # pytest exits 5 when it collected no tests: a failure, not a pass.
 test: install  ## the test suite, without tests marked slow (about 21 minutes on 2 cores)
