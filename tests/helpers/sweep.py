@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -131,13 +132,14 @@ def check_records(client: MlflowClient, logs: dict[str, str], experiment: str = 
     assert crowned == [numbers[0]]  # only the first version was ever made champion
 
 
-def check_exp_show(repo: Path, env: dict, client: MlflowClient, model: str = "gan-generator",
-                   grid: dict = GRID) -> None:
-    """`dvc exp show` lists each variant's own record and version."""
+def check_exp_show(repo: Path, env: dict, client: MlflowClient, names: Iterable[str],
+                   model: str = "gan-generator") -> None:
+    """`dvc exp show` lists each swept variant (`names`: the keys of `sweep`'s logs) with its own record and
+    version."""
     shown = json.loads(run([*DVC, "exp", "show", "--json"], repo, env).stdout)
     rows = {rev["name"]: rev["data"]["metrics"]["reports/registered.json"]["data"]
             for commit in shown for experiment in commit.get("experiments") or [] for rev in experiment["revs"]}
-    assert set(grid) <= set(rows)
-    for name in grid:
+    assert set(names) <= set(rows)
+    for name in names:
         assert client.get_run(rows[name]["run_id"]).info.run_name == name
         assert client.get_model_version(model, rows[name]["version"]).run_id == rows[name]["run_id"]

@@ -15,7 +15,7 @@ from tests.helpers import clean_env, sweep
 MODEL = "gan-generator"
 
 
-@pytest.mark.slow  # 8 queued pipeline variants into SQLite; make test runs the same sweep through the team server
+@pytest.mark.slow  # 8 queued pipeline variants into SQLite; make test runs the README's 4 through the team server
 @pytest.mark.timeout(sweep.TEST_TIMEOUT_S)
 def test_queued_sweep_into_the_local_store(repo_root, tmp_path):
     baseline = sweep.make_baseline(repo_root, tmp_path / "baseline")
@@ -25,7 +25,7 @@ def test_queued_sweep_into_the_local_store(repo_root, tmp_path):
     store = f"sqlite:///{repo / 'mlflow.db'}"  # queued variants ran in temp copies: DVC_ROOT led them here
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     sweep.check_records(client, logs)
-    sweep.check_exp_show(repo, env, client)
+    sweep.check_exp_show(repo, env, client, logs)
 
 
 def test_late_registrations_neither_crown_nor_move_the_candidate_back(store, tmp_path):

@@ -174,7 +174,7 @@ def test_queued_sweep_through_the_team_server(team_server, swept):
     with as_user(url, "alice", passwords["alice"]) as client:
         sweep.check_records(client, logs, experiment=SWEEP_EXPERIMENT, model=SWEEP_MODEL)
         env = {**user_env(url, "alice", passwords["alice"]), **sweep.GIT_IDENTITY}
-        sweep.check_exp_show(repo, env, client, model=SWEEP_MODEL, grid=sweep.README_GRID)
+        sweep.check_exp_show(repo, env, client, logs, model=SWEEP_MODEL)
 
 
 @pytest.mark.timeout(sweep.TEST_TIMEOUT_S)  # builds the sweep when run on its own
