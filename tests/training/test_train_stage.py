@@ -81,10 +81,11 @@ def test_auto_augmentation_is_on_for_a_conv_arch_on_a_small_rgb_set(tmp_path, st
     params_path.write_text(yaml.safe_dump({"train": params.train.model_dump(mode="json")}))
     result = train.run(params.train, prepared, tmp_path / "models" / "gan", params_path=params_path,
                        say=said.append)
-    assert said[1] == (f"train: augment auto -> color, translation, cutout ({info.train_count} training images; "
+    assert said[1] == (f"train: augment auto -> color, translation ({info.train_count} training images; "
                        "fewer than 5,000)")
-    assert result.gan.augment_policy == ("color", "translation", "cutout")
+    assert result.gan.augment_policy == ("color", "translation")
     run_file = tmp_path / "models" / "gan" / artifacts.ModelFolder.RUN_FILE
     run = mlflow.get_run(json.loads(run_file.read_text())["run_id"])
     assert run.data.params["train.augment"] == "auto"
-    assert run.data.params["resolved.augment"] == "color,translation,cutout"
+    assert run.data.params["resolved.augment"] == "color,translation"
+    assert run.data.params["resolved.d_dropout"] == "0.0"  # DiffAugment replaces D's dropout

@@ -96,10 +96,19 @@ def test_auto_augmentation_is_on_for_small_data_with_a_convolutional_arch():
     for arch in ("dcgan", "resnet"):
         auto = TrainConfig(arch=arch)
         assert auto.augment == "auto"
-        assert auto.for_data(SMALL_DATA_IMAGES - 1).augment == ["color", "translation", "cutout"]
+        assert auto.for_data(SMALL_DATA_IMAGES - 1).augment == ["color", "translation"]
         assert auto.for_data(SMALL_DATA_IMAGES).augment == []
     assert TrainConfig(arch="mlp").for_data(100).augment == []
     # A list set by hand wins, and resolving twice changes nothing.
     assert TrainConfig(arch="dcgan", augment=["cutout"]).for_data(100).augment == ["cutout"]
     resolved = TrainConfig(arch="dcgan").for_data(100)
     assert resolved.for_data(100_000) == resolved
+
+
+def test_augmentation_replaces_the_discriminators_dropout_unless_dropout_is_set():
+    small, large = TrainConfig(arch="dcgan").for_data(100), TrainConfig(arch="dcgan").for_data(100_000)
+    assert small.augment and small.loss_settings().d_dropout == 0.0
+    assert large.augment == [] and large.loss_settings().d_dropout is None  # the arch's own (dcgan 0.3)
+    assert TrainConfig(arch="dcgan").loss_settings().d_dropout is None  # auto, unresolved: no choice yet
+    assert TrainConfig(arch="dcgan", augment=["color"]).loss_settings().d_dropout == 0.0
+    assert TrainConfig(arch="dcgan", d_dropout=0.3).for_data(100).loss_settings().d_dropout == 0.3
