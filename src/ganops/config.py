@@ -129,7 +129,7 @@ class TrainConfig(_Section):
     """The train stage. A checkpoint is resumed only when every key but `epochs`, `max_seconds` (which may
     grow) and the `monitor_*` keys matches the run that wrote it, and the data hash too."""
 
-    # mlp: best measured on the 8×8 digits and on a small 32×32 RGB set in 150 s on a CPU; dcgan: sides s·2^k
+    # mlp: best measured on the 8×8 digits (dcgan beat it on a small 32×32 RGB set in 150 s); dcgan: sides s·2^k
     # (s 2–7, k ≥ 2); resnet (SNGAN/BigGAN-style): sides 4·2^k
     arch: Literal["dcgan", "mlp", "resnet"] = "mlp"
     # class-conditional G (label embedding; resnet: class-conditional BatchNorm) and projection D; needs labels
