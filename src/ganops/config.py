@@ -146,7 +146,7 @@ class TrainConfig(_Section):
     spectral_norm: bool = False  # spectral normalisation of D's conv, dense and class-embedding layers
     # null: wgan-gp 0; 0 when D's inputs are augmented; else the arch's own (dcgan 0.3, mlp and resnet 0)
     d_dropout: float | None = Field(None, ge=0.0, lt=1.0)
-    # DiffAugment on D's inputs; auto: all of them on small data with a convolutional arch (`auto_augment`)
+    # DiffAugment on D's inputs; auto: color and translation on small data with a convolutional arch (`auto_augment`)
     augment: Literal["auto"] | list[Augmentation] = "auto"
     epochs: int = Field(600, ge=1)
     # per step, over all replicas; 16 beat 64 per CPU-second on the digits' mlp and MNIST's dcgan

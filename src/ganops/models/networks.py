@@ -19,8 +19,9 @@ from ganops.errors import GanopsError
 from ganops.models import resnet
 from ganops.models.parts import image_inputs, latent_inputs, logit, spectral
 
-# Each arch's classic discriminator dropout, used when `train.d_dropout` is null: the TensorFlow DCGAN
-# tutorial's 0.3, none for the classic Keras mlp and for resnet (SNGAN and BigGAN use none).
+# Each arch's classic discriminator dropout, used when `train.d_dropout` is null and D's inputs are not augmented
+# (config.TrainConfig.loss_settings): the TensorFlow DCGAN tutorial's 0.3, none for the classic Keras mlp and for
+# resnet (SNGAN and BigGAN use none).
 ARCH_DROPOUT = {"dcgan": 0.3, "mlp": 0.0, "resnet": 0.0}
 
 
