@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -71,6 +72,17 @@ def copy_baseline(baseline: Path, into: Path) -> Path:
     return repo
 
 
+def start_queue(repo: Path, env: dict) -> None:
+    """`dvc queue start --jobs 2`. It exits at once, but its workers inherit its stdout and stderr and live on
+    until `dvc queue stop`: read through pipes (`run`), the call would wait for them, not for the command."""
+    with tempfile.TemporaryFile("w+") as output:
+        result = subprocess.run([*DVC, "queue", "start", "--jobs", "2"], cwd=repo, env=env, stdout=output,
+                                stderr=subprocess.STDOUT, check=False, timeout=120)
+        output.seek(0)
+        if result.returncode != 0:
+            raise AssertionError(f"dvc queue start failed ({result.returncode}):\n{output.read()}")
+
+
 def _statuses(repo: Path, env: dict, grid: dict) -> dict[str, str]:
     """{experiment name: Queued | Running | Success | Failed …} from `dvc queue status`."""
     rows = [line.split() for line in run([*DVC, "queue", "status"], repo, env).stdout.splitlines()[1:]]
@@ -83,7 +95,7 @@ def sweep(repo: Path, env: dict, grid: dict = GRID) -> dict[str, str]:
     for name, (rate, seed) in grid.items():
         run([*DVC, "exp", "run", "--queue", "-n", name, "-S", f"train.g_learning_rate={rate}",
              "-S", f"train.seed={seed}"], repo, env)
-    run([*DVC, "queue", "start", "--jobs", "2"], repo, env)
+    start_queue(repo, env)
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     try:
         # Until every variant is listed and none is Queued or Running (an empty listing is not an end).
