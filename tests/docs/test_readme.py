@@ -152,7 +152,9 @@ def _server(command: str, health: str, cwd: Path, env: dict, log: Path) -> Itera
         command = re.sub(r"(-p|--port) \d+", rf"\g<1> {port}", command)
     else:
         command += f" --port {port}"
-    with server(["bash", "-c", command], f"http://127.0.0.1:{port}{health}", env, log, timeout=180, cwd=cwd):
+    # 420 s: on a CI machine at load 5–6, `mlflow ui`'s uvicorn workers died and restarted for over 180 s
+    # before the first answer (the server log is in the failure message when it happens again).
+    with server(["bash", "-c", command], f"http://127.0.0.1:{port}{health}", env, log, timeout=420, cwd=cwd):
         yield port
 
 
