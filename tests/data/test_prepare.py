@@ -6,7 +6,7 @@ import pytest
 
 from ganops import artifacts, shards
 from ganops.config import DataConfig
-from ganops.data import prepare
+from ganops.data import prepare, splits
 from ganops.errors import GanopsError
 
 
@@ -91,7 +91,7 @@ def test_stratified_splits_partition_and_keep_every_class_share():
         cfg = DataConfig(validation_fraction=float(rng.choice([0.05, 0.1, 0.15, 0.2, 0.3])),
                          test_fraction=float(rng.choice([0.07, 0.1, 0.2, 0.25, 0.33])), seed=seed)
         try:
-            parts = prepare.split_indices(count, labels, cfg)
+            parts = splits.split_indices(count, labels, cfg)
         except GanopsError as error:  # a split smaller than the class count: the error test covers it
             assert "with every class in each" in str(error)
             continue
@@ -108,7 +108,7 @@ def test_stratified_splits_partition_and_keep_every_class_share():
 @pytest.mark.parametrize("labelled", [True, False])
 def test_split_is_seeded(labelled):
     labels = _labels(np.random.default_rng(0), np.array([40, 25, 35])) if labelled else None
-    first, again, other = (prepare.split_indices(100, labels, DataConfig(seed=seed)) for seed in (1, 1, 2))
+    first, again, other = (splits.split_indices(100, labels, DataConfig(seed=seed)) for seed in (1, 1, 2))
     for part, same in zip(first, again):
         np.testing.assert_array_equal(part, same)
     assert any(not np.array_equal(part, changed) for part, changed in zip(first, other))
@@ -117,10 +117,10 @@ def test_split_is_seeded(labelled):
 
 def test_split_sizes_use_the_fraction_as_written():
     # 0.07 × 100 is 7.000000000000001 in floats; its ceiling must still be 7.
-    train, validation, test = prepare.split_indices(100, None, DataConfig(validation_fraction=0.07,
+    train, validation, test = splits.split_indices(100, None, DataConfig(validation_fraction=0.07,
                                                                          test_fraction=0.29))
     assert (len(train), len(validation), len(test)) == (64, 7, 29)
-    train, validation, test = prepare.split_indices(21, None, DataConfig(validation_fraction=0.15,
+    train, validation, test = splits.split_indices(21, None, DataConfig(validation_fraction=0.15,
                                                                         test_fraction=0.2))
     assert (len(train), len(validation), len(test)) == (12, 4, 5)  # ceil(3.15), ceil(4.2)
 
@@ -128,16 +128,16 @@ def test_split_sizes_use_the_fraction_as_written():
 def test_split_without_stratification_when_a_class_is_too_small_for_three_splits():
     labels = np.array([0] * 30 + [1] * 2)  # class 1 cannot give an image to each of three splits
     cfg = DataConfig(validation_fraction=0.15, test_fraction=0.2, seed=4)
-    parts = prepare.split_indices(32, labels, cfg)
+    parts = splits.split_indices(32, labels, cfg)
     _assert_partition(32, parts, cfg)
     assert [len(part) for part in parts] == [20, 5, 7]
-    for part, plain in zip(parts, prepare.split_indices(32, None, cfg)):  # the unlabelled, seeded split
+    for part, plain in zip(parts, splits.split_indices(32, None, cfg)):  # the unlabelled, seeded split
         np.testing.assert_array_equal(part, plain)
 
     labels = np.array([0] * 29 + [1] * 3)  # three images of class 1: stratified again, whatever the seed
     for seed in range(10):
         cfg = DataConfig(validation_fraction=0.15, test_fraction=0.2, seed=seed)
-        parts = prepare.split_indices(32, labels, cfg)
+        parts = splits.split_indices(32, labels, cfg)
         _assert_partition(32, parts, cfg)
         # class 1's shares 1.875, 0.47, 0.66 rounded by largest remainder; class 0 takes the rest
         assert [np.count_nonzero(labels[part] == 1) for part in parts] == [2, 0, 1], seed
@@ -146,10 +146,10 @@ def test_split_without_stratification_when_a_class_is_too_small_for_three_splits
 def test_split_errors_name_the_fraction_and_the_sizes():
     with pytest.raises(GanopsError, match="data.test_fraction: cannot split 30 images of 10 classes into 21 train, "
                                           "3 validation and 6 test images with every class in each"):
-        prepare.split_indices(30, np.arange(10).repeat(3), DataConfig(validation_fraction=0.1, test_fraction=0.2))
+        splits.split_indices(30, np.arange(10).repeat(3), DataConfig(validation_fraction=0.1, test_fraction=0.2))
     with pytest.raises(GanopsError, match="data.test_fraction: cannot split 10 images into 5 validation and 5 test "
                                           "images and leave any for training"):
-        prepare.split_indices(10, None, DataConfig(validation_fraction=0.45, test_fraction=0.45))
+        splits.split_indices(10, None, DataConfig(validation_fraction=0.45, test_fraction=0.45))
 
 
 def test_statistics_and_hashes_match_numpy_per_image():
