@@ -196,7 +196,7 @@ def trainer_rate(prepared: str, params: str, steps: int, seed: int = 0) -> None:
     from ganops.training import train
 
     split = artifacts.PreparedData(prepared).open_split("train")
-    cfg = load_params(params).train.for_data(len(split))
+    cfg = load_params(params).train.for_data(len(split), split.shape)
     gan = train.build_gan(cfg, split.shape)
     batches = iter(streams.training_batches(split, cfg.batch_size, seed, epochs=cfg.epochs))
     gan.train_steps(batches, 1)  # trace

@@ -12,8 +12,8 @@ Both are prepared by the prepare stage's code; the featurizer is trained on them
 `featurize` params.
 
 Settings (`--variant NAME KEY=VALUE ...`, repeatable): each variant is the repository's `train` params with
-the `--set` overrides, then its own, and `max_seconds = --seconds`; `augment: auto` resolves as the train
-stage resolves it. Runs alternate (seed 0: every variant, then seed 1: every variant, ...), so a
+the `--set` overrides, then its own, and `max_seconds = --seconds`; `arch: auto` and `augment: auto` resolve as
+the train stage resolves them. Runs alternate (seed 0: every variant, then seed 1: every variant, ...), so a
 change in the machine's load falls on every variant alike. Every `--every` seconds of training the EMA
 generator's weights are copied (milliseconds, so the budget is spent on training); after training each copy
 is measured exactly like the evaluate stage (standing BatchNorm statistics, same sample count, same seed,
@@ -31,7 +31,7 @@ variant) or `fd_ratio=<name>:<median>,...` (several).
     python benchmarks/quality_budget.py --out reports/quality_budget --seconds 240 --every 60 \
         --set arch=dcgan --set base_filters=32 --set batch_size=16
     python benchmarks/quality_budget.py --data shapes --seconds 150 --every 50 \
-        --variant mlp --variant dcgan_augmented arch=dcgan
+        --variant mlp arch=mlp --variant dcgan arch=dcgan
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def main() -> int:
     rows, finals = [], {name: [] for name in variants}
     for seed in args.seeds:
         for name, cfg in variants.items():
-            seed_cfg = cfg.for_data(len(train_split)).model_copy(update={"seed": seed})
+            seed_cfg = cfg.for_data(len(train_split), train_split.shape).model_copy(update={"seed": seed})
             snapshots = Snapshots()
             print(f"{name} seed {seed}: train {seed_cfg.model_dump(exclude_defaults=True)}; load average before "
                   f"{load_load_average()}", flush=True)

@@ -19,6 +19,8 @@ from ganops import metric_specs
 from ganops.archs import (
     SMALL_DATA_IMAGES,
     Augmentation,
+    auto_arch,
+    auto_arch_reason,
     auto_augment,
     dcgan_size_problem,
     is_convolutional,
@@ -129,9 +131,9 @@ class TrainConfig(_Section):
     """The train stage. A checkpoint is resumed only when every key but `epochs`, `max_seconds` (which may
     grow) and the `monitor_*` keys matches the run that wrote it, and the data hash too."""
 
-    # mlp: best measured on the 8×8 digits (dcgan beat it on a small 32×32 RGB set in 150 s); dcgan: sides s·2^k
-    # (s 2–7, k ≥ 2); resnet (SNGAN/BigGAN-style): sides 4·2^k
-    arch: Literal["dcgan", "mlp", "resnet"] = "mlp"
+    # auto: by the images (`archs.auto_arch`: the dcgan for RGB from 16 px, where it measured best on small RGB
+    # sets, else the mlp); dcgan: sides s·2^k (s 2–7, k ≥ 2); resnet (SNGAN/BigGAN-style): sides 4·2^k
+    arch: Literal["auto", "dcgan", "mlp", "resnet"] = "auto"
     # class-conditional G (label embedding; resnet: class-conditional BatchNorm) and projection D; needs labels
     conditional: bool = False
     latent_dim: int = Field(64, ge=1)
@@ -181,19 +183,27 @@ class TrainConfig(_Section):
             settings = dataclasses.replace(settings, d_dropout=0.0)
         return settings
 
-    def for_data(self, train_count: int) -> TrainConfig:
-        """This config with `augment` chosen for this many training images where it is `auto`: the one place it
-        is resolved (a no-op on a resolved config)."""
-        if self.augment != "auto":
-            return self
-        return self.model_copy(update={"augment": auto_augment(self.arch, train_count)})
+    def for_data(self, train_count: int, image_shape: tuple[int, ...]) -> TrainConfig:
+        """This config with `arch` chosen for images of this (height, width, channels) and then `augment` for this
+        many training images, where they are `auto`: the one place they are resolved (a no-op on a resolved
+        config)."""
+        arch = auto_arch(image_shape[0], image_shape[2]) if self.arch == "auto" else self.arch
+        augment = auto_augment(arch, train_count) if self.augment == "auto" else self.augment
+        return self.model_copy(update={"arch": arch, "augment": augment})
 
-    def describe_choice(self, train_count: int) -> str:
-        """One line on what `augment: auto` chooses for this many training images, and why."""
-        chosen = self.for_data(train_count)
-        why = ("auto leaves the mlp arch unaugmented" if not is_convolutional(self.arch) else
-               f"{'fewer' if train_count < SMALL_DATA_IMAGES else 'not fewer'} than {SMALL_DATA_IMAGES:,}")
-        return f"augment auto -> {', '.join(chosen.augment) or 'none'} ({train_count:,} training images; {why})"
+    def describe_choice(self, train_count: int, image_shape: tuple[int, ...]) -> str:
+        """One line on what `arch: auto` and `augment: auto` choose for this data, and why ("" when neither is
+        auto)."""
+        chosen = self.for_data(train_count, image_shape)
+        said = []
+        if self.arch == "auto":
+            said.append(f"arch auto -> {chosen.arch} ({auto_arch_reason(image_shape[0], image_shape[2])})")
+        if self.augment == "auto":
+            why = ("auto leaves the mlp arch unaugmented" if not is_convolutional(chosen.arch) else
+                   f"{'fewer' if train_count < SMALL_DATA_IMAGES else 'not fewer'} than {SMALL_DATA_IMAGES:,}")
+            said.append(f"augment auto -> {', '.join(chosen.augment) or 'none'} ({train_count:,} training images; "
+                        f"{why})")
+        return "; ".join(said)
 
     @field_validator("augment", mode="before")
     @classmethod

@@ -152,7 +152,7 @@ def test_non_finite_loss_stops_with_the_step(split, tmp_path):
 
 
 def test_wgan_gp_builds_with_its_own_defaults_unless_set(split):
-    wgan = shrunk_params(train={"arch": "dcgan", "loss": "wgan-gp"}).train.for_data(len(split))
+    wgan = shrunk_params(train={"arch": "dcgan", "loss": "wgan-gp"}).train.for_data(len(split), split.images.shape[1:])
     gan = train_lib.build_gan(wgan, split.images.shape[1:])
     assert not _layers(gan.discriminator, keras.layers.Dropout) and gan.r1_weight == 0.0  # dcgan's own is 0.3
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)

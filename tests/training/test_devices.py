@@ -8,8 +8,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from ganops.config import TrainConfig
-from ganops.training import devices
+from ganops.errors import GanopsError
+from ganops.training import devices, train
 from tests.helpers import shrunk_params
 
 SCRIPT = textwrap.dedent("""
@@ -64,11 +67,11 @@ def test_two_logical_cpus_train_mirrored_and_restore(prepared_digits, tmp_path):
 
 
 def test_single_device_plan_on_this_machine():
-    plan = devices.plan(TrainConfig())
+    plan = devices.plan(TrainConfig(arch="mlp"))
     assert plan.device == "cpu" and plan.replicas == 1
     assert plan.precision == "float32" and plan.jit_compile is False  # CPU defaults
     assert plan.params()["runtime.precision"] == "float32"
-    explicit = devices.plan(TrainConfig(precision="mixed_bfloat16", jit_compile=True))
+    explicit = devices.plan(TrainConfig(arch="mlp", precision="mixed_bfloat16", jit_compile=True))
     assert explicit.precision == "mixed_bfloat16" and explicit.jit_compile and not explicit.loss_scaling
     assert explicit.describe().endswith(f"XLA on ({devices.XLA_ON_CPU})")
 
@@ -77,17 +80,17 @@ def test_a_reported_gpu_gets_mixed_float16_and_xla_and_a_cpu_float32():
     from ganops.config import TrainConfig
     from ganops.training import devices
 
-    gpus = devices.choose(TrainConfig(), ("/device:GPU:0", "/device:GPU:1"), ("/device:CPU:0",))
+    gpus = devices.choose(TrainConfig(arch="mlp"), ("/device:GPU:0", "/device:GPU:1"), ("/device:CPU:0",))
     assert (gpus.device, gpus.devices, gpus.precision, gpus.jit_compile) == (
         "gpu", ("/device:GPU:0", "/device:GPU:1"), "mixed_float16", True)
-    cpu = devices.choose(TrainConfig(), (), ("/device:CPU:0",))
+    cpu = devices.choose(TrainConfig(arch="mlp"), (), ("/device:CPU:0",))
     assert (cpu.device, cpu.precision, cpu.jit_compile) == ("cpu", "float32", False)
-    forced = devices.choose(TrainConfig(precision="float32", jit_compile=False), ("/device:GPU:0",), ())
+    forced = devices.choose(TrainConfig(arch="mlp", precision="float32", jit_compile=False), ("/device:GPU:0",), ())
     assert (forced.precision, forced.jit_compile) == ("float32", False)
     # XLA asked for on a CPU (slower there) is allowed but said; on a GPU, or left to auto, nothing is said.
-    xla_cpu = devices.choose(TrainConfig(jit_compile=True), (), ("/device:CPU:0",))
+    xla_cpu = devices.choose(TrainConfig(arch="mlp", jit_compile=True), (), ("/device:CPU:0",))
     assert xla_cpu.jit_compile and xla_cpu.jit_note == devices.XLA_ON_CPU
-    xla_gpu = devices.choose(TrainConfig(jit_compile=True), ("/device:GPU:0",), ())
+    xla_gpu = devices.choose(TrainConfig(arch="mlp", jit_compile=True), ("/device:GPU:0",), ())
     assert gpus.jit_note == cpu.jit_note == xla_gpu.jit_note == ""
 
 
@@ -104,6 +107,12 @@ def test_auto_precision_picks_bf16_for_convolutional_archs_on_a_cpu_that_compute
     assert (explicit.precision, explicit.precision_reason) == ("float32", "")
     gpu = devices.choose(TrainConfig(arch="dcgan"), ("/device:GPU:0",), cpu, bf16_flags=("amx_bf16",))
     assert gpu.precision == "mixed_float16"
+    # `arch: auto` must be resolved for the data first, on any machine: the choice depends on it.
+    for gpus in ((), ("/device:GPU:0",)):
+        with pytest.raises(GanopsError, match="resolve train.arch: auto with TrainConfig.for_data"):
+            devices.choose(TrainConfig(), gpus, cpu)
+    with pytest.raises(GanopsError, match="resolve them with TrainConfig.for_data"):
+        train.build_gan(TrainConfig(augment=[]), (8, 8, 1))
 
 
 def test_native_bf16_flags_are_read_from_cpuinfo():

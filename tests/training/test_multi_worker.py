@@ -167,8 +167,8 @@ def test_distribution_resolves_auto_and_refuses_multi_worker_without_a_cluster()
 
 def test_replicas_split_over_workers_and_devices():
     cpus, gpus = ("/cpu:0", "/cpu:1"), ("/gpu:0", "/gpu:1")
-    assert devices.choose(TrainConfig(), (), cpus, "multi_worker", workers=2).devices == ("/cpu:0",)
-    assert devices.choose(TrainConfig(), gpus, cpus, "multi_worker", workers=2).devices == gpus
-    assert devices.choose(TrainConfig(), gpus, cpus, "one_device").devices == ("/gpu:0",)
+    assert devices.choose(TrainConfig(arch="mlp"), (), cpus, "multi_worker", workers=2).devices == ("/cpu:0",)
+    assert devices.choose(TrainConfig(arch="mlp"), gpus, cpus, "multi_worker", workers=2).devices == gpus
+    assert devices.choose(TrainConfig(arch="mlp"), gpus, cpus, "one_device").devices == ("/gpu:0",)
     with pytest.raises(GanopsError, match=r"train.batch_size: 64 does not split evenly over 3 workers × 2 gpu"):
-        devices.choose(TrainConfig(batch_size=64), gpus, cpus, "multi_worker", workers=3)
+        devices.choose(TrainConfig(arch="mlp", batch_size=64), gpus, cpus, "multi_worker", workers=3)

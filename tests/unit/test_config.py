@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from ganops.archs import SMALL_DATA_IMAGES
+from ganops.archs import CONVOLUTIONAL_FROM_SIDE, SMALL_DATA_IMAGES
 from ganops.config import Params, TrainConfig, load_params, parse_params
 from ganops.errors import GanopsError
 
@@ -17,7 +17,7 @@ def test_repository_params_load_and_match_defaults(repo_root):
     ({"train": {"g_learning_rate": "fast"}}, "train.g_learning_rate: Input should be a valid number"),
     ({"train": {"epochs": "3"}}, "train.epochs: Input should be a valid integer"),
     ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
-    ({"train": {"arch": "stylegan"}}, "train.arch: Input should be 'dcgan', 'mlp' or 'resnet'"),
+    ({"train": {"arch": "stylegan"}}, "train.arch: Input should be 'auto', 'dcgan', 'mlp' or 'resnet'"),
     ({"data": {"image_size": 28}, "train": {"arch": "resnet"}}, "train.arch: resnet needs data.image_size"),
     ({"data": {"image_size": 44}, "train": {"arch": "dcgan"}}, "train.arch: dcgan needs data.image_size"),
     ({"train": {"augment": ["blur"]}}, "train.augment: expected auto or a list of color, translation, cutout"),
@@ -92,23 +92,47 @@ def test_per_loss_keys_keep_their_bounds(raw, message):
         parse_params(raw)
 
 
+def test_auto_arch_is_the_dcgan_for_rgb_from_16_px_where_it_can_make_the_side_else_the_mlp():
+    auto = TrainConfig()
+    assert auto.arch == "auto"
+    assert auto.for_data(1_000, (8, 8, 1)).arch == "mlp"  # the built-in digits
+    assert auto.for_data(1_000, (28, 28, 1)).arch == "mlp"  # MNIST: gray
+    assert auto.for_data(1_000, (12, 12, 3)).arch == "mlp"
+    assert auto.for_data(1_000, (CONVOLUTIONAL_FROM_SIDE,) * 2 + (3,)).arch == "dcgan"
+    assert auto.for_data(1_000, (32, 32, 3)).arch == "dcgan"  # a small RGB folder
+    assert auto.for_data(1_000, (64, 64, 3)).arch == "dcgan"
+    assert auto.for_data(1_000, (17, 17, 3)).arch == "mlp"  # a side the dcgan cannot make: still trains
+    assert TrainConfig(arch="resnet").for_data(1_000, (32, 32, 3)).arch == "resnet"  # a set arch wins
+    assert TrainConfig(arch="dcgan").for_data(1_000, (28, 28, 1)).arch == "dcgan"
+    # The augmentation follows the resolved arch: none for the mlp, color + translation for a small RGB folder.
+    assert auto.for_data(1_000, (8, 8, 1)).augment == []
+    assert auto.for_data(1_000, (32, 32, 3)).augment == ["color", "translation"]
+    assert auto.for_data(1_000, (32, 32, 3)).loss_settings().d_dropout == 0.0
+    assert auto.describe_choice(1_000, (32, 32, 3)) == (
+        "arch auto -> dcgan (RGB at 16 px or more); augment auto -> color, translation (1,000 training images; "
+        "fewer than 5,000)")
+    assert auto.describe_choice(1_000, (8, 8, 1)).startswith("arch auto -> mlp (gray images); augment auto -> none")
+    assert auto.describe_choice(1_000, (8, 8, 3)).startswith("arch auto -> mlp (RGB, but 8 px is under 16 px)")
+    assert TrainConfig(arch="dcgan", augment=[]).describe_choice(1_000, (32, 32, 3)) == ""
+
+
 def test_auto_augmentation_is_on_for_small_data_with_a_convolutional_arch():
     for arch in ("dcgan", "resnet"):
         auto = TrainConfig(arch=arch)
         assert auto.augment == "auto"
-        assert auto.for_data(SMALL_DATA_IMAGES - 1).augment == ["color", "translation"]
-        assert auto.for_data(SMALL_DATA_IMAGES).augment == []
-    assert TrainConfig(arch="mlp").for_data(100).augment == []
+        assert auto.for_data(SMALL_DATA_IMAGES - 1, (32, 32, 3)).augment == ["color", "translation"]
+        assert auto.for_data(SMALL_DATA_IMAGES, (32, 32, 3)).augment == []
+    assert TrainConfig(arch="mlp").for_data(100, (32, 32, 3)).augment == []
     # A list set by hand wins, and resolving twice changes nothing.
-    assert TrainConfig(arch="dcgan", augment=["cutout"]).for_data(100).augment == ["cutout"]
-    resolved = TrainConfig(arch="dcgan").for_data(100)
-    assert resolved.for_data(100_000) == resolved
+    assert TrainConfig(arch="dcgan", augment=["cutout"]).for_data(100, (32, 32, 3)).augment == ["cutout"]
+    resolved = TrainConfig(arch="dcgan").for_data(100, (32, 32, 3))
+    assert resolved.for_data(100_000, (8, 8, 1)) == resolved
 
 
 def test_augmentation_replaces_the_discriminators_dropout_unless_dropout_is_set():
-    small, large = TrainConfig(arch="dcgan").for_data(100), TrainConfig(arch="dcgan").for_data(100_000)
+    small, large = TrainConfig(arch="dcgan").for_data(100, (32, 32, 3)), TrainConfig(arch="dcgan").for_data(100_000, (32, 32, 3))
     assert small.augment and small.loss_settings().d_dropout == 0.0
     assert large.augment == [] and large.loss_settings().d_dropout is None  # the arch's own (dcgan 0.3)
     assert TrainConfig(arch="dcgan").loss_settings().d_dropout is None  # auto, unresolved: no choice yet
     assert TrainConfig(arch="dcgan", augment=["color"]).loss_settings().d_dropout == 0.0
-    assert TrainConfig(arch="dcgan", d_dropout=0.3).for_data(100).loss_settings().d_dropout == 0.3
+    assert TrainConfig(arch="dcgan", d_dropout=0.3).for_data(100, (32, 32, 3)).loss_settings().d_dropout == 0.3

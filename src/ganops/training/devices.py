@@ -223,7 +223,10 @@ class DeviceChoice:
 
 
 def auto_precision(cfg: TrainConfig, gpu: bool, bf16_flags: tuple[str, ...]) -> tuple[str, str]:
-    """`train.precision: auto` and why: see the module's docstring."""
+    """`train.precision: auto` and why: see the module's docstring. Needs the arch resolved (`TrainConfig.for_data`)."""
+    if cfg.arch == "auto":
+        raise GanopsError("train.precision: auto depends on the arch: resolve train.arch: auto with "
+                          "TrainConfig.for_data before planning the devices")
     if gpu:
         return "mixed_float16", "auto: a GPU"
     if bf16_flags and archs.is_convolutional(cfg.arch):

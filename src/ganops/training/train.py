@@ -57,8 +57,8 @@ def class_count(cfg: TrainConfig, train_split: streams.Rows, num_classes: int | 
 def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: int = 0,
               plan: devices.DevicePlan | None = None) -> GAN:
     """The compiled GAN, its variables and optimizers created under the plan's strategy and precision."""
-    if cfg.augment == "auto":
-        raise GanopsError("train.augment: auto depends on the training set's size: resolve it with "
+    if "auto" in (cfg.arch, cfg.augment):
+        raise GanopsError("train.arch and train.augment: auto depends on the training data: resolve them with "
                           "TrainConfig.for_data before building the GAN")
     plan = plan or devices.plan(cfg)
     per_loss = cfg.loss_settings()
@@ -154,7 +154,7 @@ def train(cfg: TrainConfig, train_split: streams.Rows, *, num_classes: int | Non
     `monitor` runs before the other callbacks, so its values reach the progress line, the MLflow logger and
     the history; its seconds count neither as training time nor against `max_seconds`."""
     height, width, channels = train_split.shape
-    cfg = cfg.for_data(len(train_split))
+    cfg = cfg.for_data(len(train_split), (height, width, channels))
     keras.utils.set_random_seed(cfg.seed)
     plan = plan or devices.plan(cfg)
     classes = class_count(cfg, train_split, num_classes)
@@ -189,13 +189,15 @@ def work(cfg: TrainConfig, prepared_dir: str | Path, scratch_dir: str | Path | N
     """A non-chief task of multi-worker training (`ganops worker`): the chief's steps on this worker's rows of
     every batch, from the chief's state. It writes nothing but, with `scratch_dir`, its own checkpoints there;
     the chief's train stage writes the products, checkpoints and MLflow record."""
-    plan = devices.plan(cfg)  # first: multi-worker set-up precedes every TensorFlow op
+    prepared = artifacts.PreparedData(Path(prepared_dir))
+    info = prepared.read_info()  # a JSON file: the arch it resolves decides the plan's precision
+    cfg = cfg.for_data(info.train_count, info.image_shape)
+    plan = devices.plan(cfg)  # first TensorFlow call: multi-worker set-up precedes every TensorFlow op
     if plan.is_chief:
         where = f"the chief ({plan.cluster.describe()})" if plan.cluster else "not in a multi-worker cluster"
         raise GanopsError(f"worker: this process is {where}; run the train stage (dvc repro) here, and "
                           "`ganops worker` on the other tasks of TF_CONFIG's cluster")
-    prepared = artifacts.PreparedData(Path(prepared_dir))
-    info, train_split = prepared.read_info(), prepared.open_split("train")
+    train_split = prepared.open_split("train")
     assert plan.cluster is not None
     say(f"worker: {plan.cluster.describe()}: {plan.describe()}")
     return train(cfg, train_split, num_classes=class_count(cfg, train_split, info.num_classes),
@@ -283,19 +285,21 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
     only for the quality monitor."""
     import mlflow
 
-    plan = devices.plan(cfg)  # first: multi-worker set-up precedes every TensorFlow op
+    prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
+    prepared = artifacts.PreparedData(prepared_dir)
+    info = prepared.read_info()  # a JSON file: the arch it resolves decides the plan's precision
+    choice = cfg.describe_choice(info.train_count, info.image_shape)
+    cfg = cfg.for_data(info.train_count, info.image_shape)
+    plan = devices.plan(cfg)  # first TensorFlow call: multi-worker set-up precedes every TensorFlow op
     if not plan.is_chief:
         assert plan.cluster is not None
         raise GanopsError(f"train: this process is {plan.cluster.describe()} of TF_CONFIG's cluster, not its chief; "
                           "the train stage runs on the chief, the other tasks run `ganops worker`")
+    if choice:
+        say(f"train: {choice}")
     say(f"train: {plan.describe()}")
-    prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    prepared = artifacts.PreparedData(prepared_dir)
-    info, train_split = prepared.read_info(), prepared.open_split("train")
-    if cfg.augment == "auto":
-        say(f"train: {cfg.describe_choice(info.train_count)}")
-    cfg = cfg.for_data(info.train_count)
+    train_split = prepared.open_split("train")
     classes = class_count(cfg, train_split, info.num_classes)
     monitor = quality_monitor(cfg, featurizer_path, prepared_dir, train_split, classes)
     run_fingerprint = checkpoint.fingerprint(cfg, info.data_hash)
@@ -308,8 +312,9 @@ def run(cfg: TrainConfig, prepared_dir: str | Path, out_dir: str | Path,
             checkpoint.write_run(checkpoint_dir, run_id, run_fingerprint, finished=False)
         # params.yaml's sections are the record's; these are what the stage derived from them and the data.
         # `resolved.*`: what the null-means-per-loss keys (config.LOSS_DEFAULTS) came to for this loss, and
-        # `augment: auto` for this data.
+        # `arch: auto` and `augment: auto` for this data.
         resolved = {f"resolved.{key}": value for key, value in dataclasses.asdict(cfg.loss_settings()).items()}
+        resolved["resolved.arch"] = cfg.arch
         resolved["resolved.augment"] = ",".join(cfg.augment) or "none"
         _log_params({"data.train_count": info.train_count, "data.image_shape": "x".join(map(str, info.image_shape)),
                      **plan.params(), **resolved})
