@@ -55,8 +55,8 @@ def dcgan_size_problem(image_size: int) -> str | None:
 # Measured at the default 150 s budget, in the convolutional feature space: on 1,000 32×32×3 shapes the dcgan
 # with the small-data defaults was a median 33.6× the floor against the mlp's 73.9× (3 seeds each, README
 # "Small RGB folders"); on gray 28×28 MNIST the mlp was 35.3× [fd 7.69–9.87] against the dcgan's 40.4× [8.97–
-# 11.19] (one seed, n = 2,000), and the mlp is best on the 8×8 digits. Longer MNIST budgets favour the dcgan
-# (the README's MNIST commands set it); nothing between 8 and 16 px was measured.
+# 11.19] (one seed, n = 2,000), and the mlp is best on the 8×8 digits. The README's 240 s MNIST commands set the
+# dcgan (21.8× there; the mlp was not run that long side by side); nothing between 8 and 16 px was measured.
 CONVOLUTIONAL_FROM_SIDE = 16
 
 
