@@ -183,9 +183,10 @@ def peak_resident_bytes(*args: str) -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_peak_memory_does_not_grow_with_the_data(tmp_path):
-    """40,000 64×64×3 images (492 MB of pixels) raise the peak by less than half their size over an
-    interpreter that only imports prepare: a few pieces and the shards' labels, not the data."""
-    data_bytes = write_large_npz(tmp_path / "big.npz", 40_000, (64, 64, 3))
+    """60,000 64×64×3 images (737 MB of pixels) raise the peak by less than half their size over an
+    interpreter that only imports prepare: a few pieces of 4,096 images (50 MB each: two read, one quantised,
+    one being written) and the shards' labels, not the data."""
+    data_bytes = write_large_npz(tmp_path / "big.npz", 60_000, (64, 64, 3))
     baseline = peak_resident_bytes("-")
     cfg = {"source": "npz", "path": str(tmp_path / "big.npz"), "image_size": 64, "channels": 3}
     peak = peak_resident_bytes(json.dumps(cfg), str(tmp_path / "prepared"))
