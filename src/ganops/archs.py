@@ -60,22 +60,15 @@ def dcgan_size_problem(image_size: int) -> str | None:
 CONVOLUTIONAL_FROM_SIDE = 16
 
 
-def auto_arch(image_size: int, channels: int) -> str:
-    """`train.arch: auto` for square images of this side and channel count."""
-    convolutional = (channels == 3 and image_size >= CONVOLUTIONAL_FROM_SIDE
-                     and dcgan_upsampling(image_size) is not None)
-    return "dcgan" if convolutional else "mlp"
-
-
-def auto_arch_reason(image_size: int, channels: int) -> str:
-    """Why `auto_arch` chose what it chose, in a few words."""
+def auto_arch(image_size: int, channels: int) -> tuple[str, str]:
+    """`train.arch: auto` for square images of this side and channel count, and why, in a few words."""
     if channels != 3:
-        return "gray images"
+        return "mlp", "gray images"
     if image_size < CONVOLUTIONAL_FROM_SIDE:
-        return f"RGB, but {image_size} px is under {CONVOLUTIONAL_FROM_SIDE} px"
+        return "mlp", f"RGB, but {image_size} px is under {CONVOLUTIONAL_FROM_SIDE} px"
     if dcgan_upsampling(image_size) is None:
-        return f"RGB, but the dcgan cannot make {image_size} px"
-    return f"RGB at {CONVOLUTIONAL_FROM_SIDE} px or more"
+        return "mlp", f"RGB, but the dcgan cannot make {image_size} px"
+    return "dcgan", f"RGB at {CONVOLUTIONAL_FROM_SIDE} px or more"
 
 
 RESNET_START_SIDE = 4  # the resnet generator's first feature map and its discriminator's last

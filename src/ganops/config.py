@@ -20,7 +20,6 @@ from ganops.archs import (
     SMALL_DATA_IMAGES,
     Augmentation,
     auto_arch,
-    auto_arch_reason,
     auto_augment,
     dcgan_size_problem,
     is_convolutional,
@@ -187,7 +186,7 @@ class TrainConfig(_Section):
         """This config with `arch` chosen for images of this (height, width, channels) and then `augment` for this
         many training images, where they are `auto`: the one place they are resolved (a no-op on a resolved
         config)."""
-        arch = auto_arch(image_shape[0], image_shape[2]) if self.arch == "auto" else self.arch
+        arch = auto_arch(image_shape[0], image_shape[2])[0] if self.arch == "auto" else self.arch
         augment = auto_augment(arch, train_count) if self.augment == "auto" else self.augment
         return self.model_copy(update={"arch": arch, "augment": augment})
 
@@ -197,7 +196,7 @@ class TrainConfig(_Section):
         chosen = self.for_data(train_count, image_shape)
         said = []
         if self.arch == "auto":
-            said.append(f"arch auto -> {chosen.arch} ({auto_arch_reason(image_shape[0], image_shape[2])})")
+            said.append(f"arch auto -> {chosen.arch} ({auto_arch(image_shape[0], image_shape[2])[1]})")
         if self.augment == "auto":
             why = ("auto leaves the mlp arch unaugmented" if not is_convolutional(chosen.arch) else
                    f"{'fewer' if train_count < SMALL_DATA_IMAGES else 'not fewer'} than {SMALL_DATA_IMAGES:,}")
