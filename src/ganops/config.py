@@ -145,6 +145,8 @@ class TrainConfig(_Section):
     r1_weight: float | None = Field(None, ge=0.0)  # R1 penalty γ on real images; 0 turns it off; null: 1, wgan-gp 0
     r1_every: int = Field(16, ge=1)  # lazy R1 (StyleGAN2): every this many steps, with γ scaled by it
     spectral_norm: bool = False  # spectral normalisation of D's conv, dense and class-embedding layers
+    # ProGAN's minibatch standard deviation feature before D's head: makes a collapsed batch of fakes easy to spot
+    minibatch_std: bool = False
     # null: wgan-gp 0; 0 when D's inputs are augmented; else the arch's own (dcgan 0.3, mlp and resnet 0)
     d_dropout: float | None = Field(None, ge=0.0, lt=1.0)
     # DiffAugment on D's inputs; auto: color and translation on small data with a convolutional arch (`auto_augment`)

@@ -161,3 +161,15 @@ def test_wgan_gp_builds_with_its_own_defaults_unless_set(split):
     gan = train_lib.build_gan(explicit, split.images.shape[1:])
     assert _layers(gan.discriminator, keras.layers.Dropout) and gan.r1_weight == 1.0
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-4) and gan.d_optimizer.beta_1 == 0.5
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_minibatch_std_trains_in_either_precision_and_round_trips(split, precision):
+    cfg = TINY.model_copy(update={"minibatch_std": True, "precision": precision, "conditional": True,
+                                  "epochs": 1})
+    result = train_lib.train(cfg, split, num_classes=10)
+    assert np.isfinite(result.history[["d_loss", "g_loss"]]).all().all()
+    discriminator = result.gan.discriminator
+    assert "minibatch_std" in [layer.name for layer in discriminator.layers]
+    clone = GAN.from_config(result.gan.get_config())
+    assert "minibatch_std" in [layer.name for layer in clone.discriminator.layers]

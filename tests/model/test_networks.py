@@ -1,8 +1,9 @@
 import keras
+import numpy as np
 import pytest
 
 from ganops.errors import GanopsError
-from ganops.models import networks
+from ganops.models import networks, parts
 
 
 def _stack(model):
@@ -47,3 +48,33 @@ def test_mlp_is_the_classic_keras_pair():
     assert dense_units == [256, 128, 784]
     dense_units = [layer.units for layer in discriminator.layers if isinstance(layer, keras.layers.Dense)]
     assert dense_units == [128, 256, 1]
+
+
+def test_minibatch_std_appends_the_batch_spread_and_sees_collapse():
+    layer = parts.MinibatchStd()
+    varied = np.random.default_rng(0).normal(size=(8, 4, 4, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(layer(varied))
+    assert out.shape == (8, 4, 4, 4)
+    np.testing.assert_array_equal(out[..., :3], varied)
+    expected = np.mean(np.sqrt(np.var(varied, axis=0) + 1e-8))
+    np.testing.assert_allclose(out[..., 3], expected, rtol=1e-5)
+    # A collapsed batch (every image the same) has no spread: the feature D uses to spot it.
+    collapsed = np.repeat(varied[:1], 8, axis=0)
+    assert np.allclose(keras.ops.convert_to_numpy(layer(collapsed))[..., 3], 0.0, atol=1e-3)
+    # On flat features (the mlp's head) it appends one column.
+    assert keras.ops.convert_to_numpy(layer(varied.reshape(8, -1))).shape == (8, 49)
+
+
+@pytest.mark.parametrize("arch, size, channels", [("dcgan", 32, 3), ("mlp", 8, 1), ("resnet", 32, 3)])
+def test_minibatch_std_sits_before_the_discriminators_head(arch, size, channels):
+    _, plain = networks.build_pair(arch, 16, (size, size, channels), 8)
+    _, with_std = networks.build_pair(arch, 16, (size, size, channels), 8, batch_std=True)
+    assert "minibatch_std" not in [layer.name for layer in plain.layers]
+    assert "minibatch_std" in [layer.name for layer in with_std.layers]
+    images = np.random.default_rng(1).uniform(-1, 1, (4, size, size, channels)).astype("float32")
+    assert keras.ops.convert_to_numpy(with_std(images)).shape == (4, 1)
+    # Its output depends on the rest of the batch: the first image's logit changes with its batch-mates.
+    other = images.copy()
+    other[1:] = 0.0
+    assert not np.allclose(keras.ops.convert_to_numpy(with_std(images))[0],
+                           keras.ops.convert_to_numpy(with_std(other))[0])

@@ -17,7 +17,7 @@ from keras import layers
 from ganops.archs import dcgan_size_problem, dcgan_upsampling
 from ganops.errors import GanopsError
 from ganops.models import resnet
-from ganops.models.parts import image_inputs, latent_inputs, logit, spectral
+from ganops.models.parts import image_inputs, latent_inputs, logit, minibatch_std, spectral
 
 # Each arch's classic discriminator dropout, used when `train.d_dropout` is null and D's inputs are not augmented
 # (config.TrainConfig.loss_settings): the TensorFlow DCGAN tutorial's 0.3, none for the classic Keras mlp and for
@@ -60,7 +60,8 @@ def build_dcgan_generator(latent_dim: int, image_shape: tuple[int, int, int], ba
 
 
 def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: int, dropout: float,
-                              num_classes: int = 0, spectral_norm: bool = False) -> keras.Model:
+                              num_classes: int = 0, spectral_norm: bool = False,
+                              batch_std: bool = False) -> keras.Model:
     """DCGAN discriminator. At 28×28 this is the tutorial's Conv2D 64 and 128 (5×5, stride 2), each with
     LeakyReLU and Dropout (the tutorial's 0.3: `ARCH_DROPOUT`), then Dense 1 (a logit)."""
     _, ups = _upsampling_plan(image_shape[0])
@@ -71,7 +72,7 @@ def build_dcgan_discriminator(image_shape: tuple[int, int, int], base_filters: i
         x = layers.LeakyReLU()(x)
         if dropout:
             x = layers.Dropout(dropout)(x)
-    features = layers.Flatten()(x)
+    features = layers.Flatten()(minibatch_std(x, batch_std))
     logits = logit(inputs, features, num_classes, spectral_norm)
     return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
@@ -89,7 +90,7 @@ def build_mlp_generator(latent_dim: int, image_shape: tuple[int, int, int], num_
 
 
 def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float, num_classes: int = 0,
-                            spectral_norm: bool = False) -> keras.Model:
+                            spectral_norm: bool = False, batch_std: bool = False) -> keras.Model:
     """The classic Keras fully connected discriminator: pixels → 128 → 256 → 1 (a logit)."""
     inputs = image_inputs(image_shape, num_classes)
     x = layers.Flatten()(inputs[0])
@@ -98,7 +99,7 @@ def build_mlp_discriminator(image_shape: tuple[int, int, int], dropout: float, n
         x = layers.LeakyReLU(0.2)(x)
         if dropout:
             x = layers.Dropout(dropout)(x)
-    logits = logit(inputs, x, num_classes, spectral_norm)
+    logits = logit(inputs, minibatch_std(x, batch_std), num_classes, spectral_norm)
     return keras.Model(inputs if num_classes else inputs[0], logits, name="discriminator")
 
 
@@ -115,20 +116,22 @@ def build_generator(arch: str, latent_dim: int, image_shape: tuple[int, int, int
 
 def build_discriminator(arch: str, image_shape: tuple[int, int, int], base_filters: int,
                         dropout: float | None = None, num_classes: int = 0,
-                        spectral_norm: bool = False) -> keras.Model:
-    """`dropout=None` keeps the arch's classic value (`ARCH_DROPOUT`)."""
+                        spectral_norm: bool = False, batch_std: bool = False) -> keras.Model:
+    """`dropout=None` keeps the arch's classic value (`ARCH_DROPOUT`); `batch_std` adds a minibatch standard
+    deviation feature before D's head (`parts.MinibatchStd`)."""
     if arch not in ARCH_DROPOUT:
         raise GanopsError(f"train.arch: unknown architecture {arch!r}")
     dropout = ARCH_DROPOUT[arch] if dropout is None else dropout
     if arch == "dcgan":
-        return build_dcgan_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm)
+        return build_dcgan_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm, batch_std)
     if arch == "resnet":
-        return resnet.build_resnet_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm)
-    return build_mlp_discriminator(image_shape, dropout, num_classes, spectral_norm)
+        return resnet.build_resnet_discriminator(image_shape, base_filters, dropout, num_classes, spectral_norm,
+                                                 batch_std)
+    return build_mlp_discriminator(image_shape, dropout, num_classes, spectral_norm, batch_std)
 
 
 def build_pair(arch: str, latent_dim: int, image_shape: tuple[int, int, int], base_filters: int,
                num_classes: int = 0, dropout: float | None = None,
-               spectral_norm: bool = False) -> tuple[keras.Model, keras.Model]:
+               spectral_norm: bool = False, batch_std: bool = False) -> tuple[keras.Model, keras.Model]:
     return (build_generator(arch, latent_dim, image_shape, base_filters, num_classes),
-            build_discriminator(arch, image_shape, base_filters, dropout, num_classes, spectral_norm))
+            build_discriminator(arch, image_shape, base_filters, dropout, num_classes, spectral_norm, batch_std))

@@ -9,7 +9,7 @@ these names.
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from ganops.models.spectral import SpectralNorm
 
@@ -59,3 +59,29 @@ def logit(inputs: list[keras.KerasTensor], features: keras.KerasTensor, num_clas
     class_embedding = spectral(embedding, spectral_norm)(inputs[1])
     projection = layers.Dot(axes=1, name="projection")([class_embedding, features])
     return layers.Add(name="projected_logit")([plain, projection])
+
+
+@keras.saving.register_keras_serializable(package="ganops")
+class MinibatchStd(layers.Layer):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): appends one feature, the standard deviation
+    of every feature over the batch averaged into a scalar, so D can tell a batch of near-identical fakes from
+    a varied batch of reals and the generator is pushed away from collapsing onto a few outputs. D sees reals
+    and fakes in separate calls (`GAN.train_step`), so the statistic never mixes them. Over the whole batch,
+    not ProGAN's groups of 4: the batches here are small (16 by default) and one replica's batch is the group.
+
+    On a (batch, height, width, channels) input it appends a constant channel, on (batch, features) one column.
+    """
+
+    def call(self, x):
+        values = ops.cast(x, "float32")  # the variance of bf16/fp16 activations loses too much precision
+        spread = ops.sqrt(ops.var(values, axis=0) + 1e-8)
+        statistic = ops.cast(ops.mean(spread), x.dtype)
+        column = ops.ones_like(x[..., :1]) * statistic
+        return ops.concatenate([x, column], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
+def minibatch_std(x: keras.KerasTensor, enabled: bool) -> keras.KerasTensor:
+    return MinibatchStd(name="minibatch_std")(x) if enabled else x

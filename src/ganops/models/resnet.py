@@ -27,7 +27,7 @@ from keras import layers
 
 from ganops.archs import RESNET_START_SIDE, resnet_blocks, resnet_size_problem
 from ganops.errors import GanopsError
-from ganops.models.parts import image_inputs, label_input, latent_input, logit, spectral
+from ganops.models.parts import image_inputs, label_input, latent_input, logit, minibatch_std, spectral
 
 START_SIDE = RESNET_START_SIDE  # the generator's first feature map and the discriminator's last
 WIDEST = 8  # the widest feature maps (at 4×4) have WIDEST × base_filters channels
@@ -125,7 +125,8 @@ def _down_block(x: keras.KerasTensor, filters: int, spectral_norm: bool, name: s
 
 
 def build_resnet_discriminator(image_shape: tuple[int, int, int], base_filters: int, dropout: float,
-                               num_classes: int = 0, spectral_norm: bool = False) -> keras.Model:
+                               num_classes: int = 0, spectral_norm: bool = False,
+                               batch_std: bool = False) -> keras.Model:
     """The residual discriminator (module docstring), widths mirroring the generator's. Dropout (0 unless
     `train.d_dropout` asks) follows each block, as it follows each layer in the other archs."""
     blocks = residual_blocks(image_shape)
@@ -133,6 +134,8 @@ def build_resnet_discriminator(image_shape: tuple[int, int, int], base_filters: 
     inputs = image_inputs(image_shape, num_classes)
     x = inputs[0]
     for index, filters in enumerate(widths):
+        if index == len(widths) - 1:  # before the last block, at 4×4, where ProGAN adds it
+            x = minibatch_std(x, batch_std)
         x = _down_block(x, filters, spectral_norm, f"down{index + 1}", first=index == 0, down=index < blocks)
         if dropout:
             x = layers.Dropout(dropout, name=f"down{index + 1}_dropout")(x)

@@ -67,7 +67,7 @@ def build_gan(cfg: TrainConfig, image_shape: tuple[int, int, int], num_classes: 
     with plan.building():
         generator = build_generator(cfg.arch, cfg.latent_dim, image_shape, cfg.base_filters, num_classes)
         discriminator = build_discriminator(cfg.arch, image_shape, cfg.base_filters, per_loss.d_dropout,
-                                            num_classes, cfg.spectral_norm)
+                                            num_classes, cfg.spectral_norm, cfg.minibatch_std)
         # The EMA generator (the saved product) always computes in float32.
         with devices.dtype_policy("float32"):
             ema = build_generator(cfg.arch, cfg.latent_dim, image_shape, cfg.base_filters, num_classes)
