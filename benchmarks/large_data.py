@@ -10,6 +10,8 @@ without the file pages it maps, which the kernel can drop) and "tree MB" (the la
 over the process and its workers, polled alike; shared pages count in each, so it overstates). Rows:
 
 - prepare (npz), prepare_png (the PNG folder): the prepare stage; images/s over the process's wall time.
+- disk: the ceiling the disk puts on prepare: as many bytes as prepare's shards hold written to one file in
+  50 MB pieces (as prepare writes them, no fsync), then deleted; images/s is the count over the writing time.
 - validate, featurize (`--featurize-epochs` epochs: the stage's 15 would take hours on 2 cores, and memory
   does not grow with epochs), evaluate (`evaluate.num_samples` = `--eval-samples`): the stages.
 - input: one full pass of `streams.training_batches` over the prepared train split at batch 64, every
@@ -50,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SIDE, CHANNELS, CLASSES = 64, 3, 10
 CHUNK = 4096  # images made at a time: 50 MB of uint8, a few float32 masks of 16 MB
-STAGES = ("prepare", "prepare_png", "validate", "featurize", "input", "trainer", "train", "evaluate")
+STAGES = ("prepare", "disk", "prepare_png", "validate", "featurize", "input", "trainer", "train", "evaluate")
 GOAL_MB = 2048
 BATCH = 64
 
@@ -264,10 +266,30 @@ def run_stage(work: Path, name: str, script_args: list[str]) -> dict:
                        "log": log.read_text()}
 
 
+def disk_write(prepared: str) -> None:
+    """Write as many bytes as the prepared shards hold, in 50 MB pieces, and print the time it took."""
+    total = sum(path.stat().st_size for path in Path(prepared).rglob("*") if path.is_file())
+    piece = np.random.default_rng(0).integers(0, 256, 50 * 2**20, dtype=np.uint8).tobytes()
+    target = Path(prepared).parent / "disk-ceiling.bin"
+    start = time.perf_counter()
+    with target.open("wb") as out:
+        for offset in range(0, total, len(piece)):
+            out.write(piece[: total - offset])
+    seconds = time.perf_counter() - start
+    target.unlink()
+    info = json.loads((Path(prepared) / "dataset.json").read_text())
+    images = info["train_count"] + info["validation_count"] + info["test_count"]
+    print(f"wrote {total / 2**20:,.0f} MB in {seconds:.2f} s ({total / 2**20 / seconds:,.0f} MB/s)")
+    print(json.dumps({"images": images, "seconds": seconds}))
+
+
 def own_child(result_path: str, what: str, rest: list[str]) -> None:
-    """One of this file's measurements (`--input-pass PREPARED`, `--trainer PREPARED PARAMS STEPS`)."""
+    """One of this file's measurements (`--input-pass PREPARED`, `--trainer PREPARED PARAMS STEPS`,
+    `--disk-write PREPARED`)."""
     if what == "--input-pass":
         input_pass(rest[0])
+    elif what == "--disk-write":
+        disk_write(rest[0])
     else:
         trainer_rate(rest[0], rest[1], int(rest[2]))
     Path(result_path).write_text(json.dumps({"status": 0, "peak_mb": _peak_resident_mb()}))
@@ -284,6 +306,7 @@ def stage_commands(work: Path, args: argparse.Namespace) -> dict[str, list[str]]
                      "--out", str(work / "validation"), "--verdict", verdict],
         "featurize": ["pipeline/featurize.py", "--params", params, "--prepared", prepared,
                       "--model", featurizer, "--metrics", str(work / "featurizer.json")],
+        "disk": ["--disk-write", prepared],
         "input": ["--input-pass", prepared],
         "trainer": ["--trainer", prepared, params, str(args.trainer_steps)],
         "train": ["pipeline/train.py", "--params", params, "--prepared", prepared, "--out", str(work / "gan"),
@@ -300,7 +323,7 @@ def stage_images(name: str, work: Path, args: argparse.Namespace, measured: dict
     """(images the stage handled, the seconds its images/s is over): the stage's own where it reports it."""
     if name == "prepare_png":
         return args.png_count, measured["seconds"]
-    if name in ("input", "trainer"):
+    if name in ("input", "trainer", "disk"):
         figures = json.loads(measured["log"].strip().splitlines()[-1])
         return figures["images"], figures["seconds"]
     info = json.loads((work / "prepared" / "dataset.json").read_text())

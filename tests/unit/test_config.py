@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from ganops.archs import CONVOLUTIONAL_FROM_SIDE, SMALL_DATA_IMAGES
-from ganops.config import Params, TrainConfig, load_params, parse_params
+from ganops.config import AUGMENTED_R1_WEIGHT, Params, TrainConfig, load_params, parse_params
 from ganops.errors import GanopsError
 
 
@@ -136,3 +136,14 @@ def test_augmentation_replaces_the_discriminators_dropout_unless_dropout_is_set(
     assert TrainConfig(arch="dcgan").loss_settings().d_dropout is None  # auto, unresolved: no choice yet
     assert TrainConfig(arch="dcgan", augment=["color"]).loss_settings().d_dropout == 0.0
     assert TrainConfig(arch="dcgan", d_dropout=0.3).for_data(100, (32, 32, 3)).loss_settings().d_dropout == 0.3
+
+
+def test_augmentation_lightens_the_default_r1_unless_r1_is_set():
+    small, large = TrainConfig(arch="dcgan").for_data(100, (32, 32, 3)), TrainConfig(arch="dcgan").for_data(100_000, (32, 32, 3))
+    assert small.loss_settings().r1_weight == AUGMENTED_R1_WEIGHT == 0.1
+    assert large.loss_settings().r1_weight == 1.0
+    assert TrainConfig(arch="mlp").for_data(100, (8, 8, 1)).loss_settings().r1_weight == 1.0  # the digits: no change
+    assert TrainConfig(arch="dcgan", r1_weight=1.0).for_data(100, (32, 32, 3)).loss_settings().r1_weight == 1.0
+    assert TrainConfig(arch="dcgan", r1_weight=0.0, augment=["color"]).loss_settings().r1_weight == 0.0
+    # wgan-gp's default is no R1 at all, augmented or not.
+    assert TrainConfig(arch="dcgan", loss="wgan-gp").for_data(100, (32, 32, 3)).loss_settings().r1_weight == 0.0
