@@ -78,6 +78,9 @@ RULES = (
     Rule(r"^python benchmarks/digits_quality\.py$", "shrink", "--seeds 0"),
     Rule(r"^python benchmarks/large_data\.py ", "skip", "300,000 images and every stage: about an hour here; "
          "tests/pipeline/test_large_data_benchmark.py runs it at a tiny size"),
+    Rule(r"^python benchmarks/quality_budget\.py --data shapes --out reports/shapes_r1 ", "skip",
+         "the same benchmark, data and --variant path as the shapes command before it, which runs here (each costs "
+         "a featurizer's training); minibatch_std and r1_weight are tested in tests/model and tests/unit"),
     Rule(r"^python benchmarks/quality_budget\.py --data shapes ", "shrink",
          "--seconds 4 --every 2 --seeds 0 --shapes-count 200 --shapes-size 16"),
     Rule(r"^python benchmarks/quality_budget\.py --out reports/(bf16|conditional) ", "skip",

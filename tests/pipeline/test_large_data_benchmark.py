@@ -40,7 +40,7 @@ def test_the_npz_written_piece_by_piece_is_what_numpy_reads(tmp_path, monkeypatc
 def test_a_tiny_run_prints_its_table_and_headline(tmp_path):
     env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "large_data.py"), "--count", "400",
-                           "--png-count", "40", "--stages", "prepare_png,input", "--keep", str(tmp_path),
+                           "--png-count", "40", "--stages", "prepare_png,input,disk", "--keep", str(tmp_path),
                            "--set", "base_filters=48"],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -48,6 +48,6 @@ def test_a_tiny_run_prints_its_table_and_headline(tmp_path):
     assert train["arch"] == "dcgan" and train["base_filters"] == 48  # the repo's defaults, then --set
     lines = done.stdout.strip().splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.split()[0] in large_data.STAGES}
-    assert set(rows) == {"prepare", "prepare_png", "input"}
-    assert rows["prepare"][1] == "400" and rows["prepare_png"][1] == "40"
+    assert set(rows) == {"prepare", "prepare_png", "input", "disk"}
+    assert rows["prepare"][1] == "400" and rows["prepare_png"][1] == "40" and rows["disk"][1] == "400"
     assert lines[-1].startswith("max_peak_mb=")
