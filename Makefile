@@ -51,7 +51,7 @@ pipeline: install  ## run the whole pipeline on the configured data (built-in di
 TEST_WORKERS ?= 3
 PYTEST := pytest -n $(TEST_WORKERS) --dist loadfile
 # pytest exits 5 when it collected no tests: a failure, not a pass.
-test: install  ## the test suite, without tests marked slow (about 17 minutes on 2 cores)
+test: install  ## the test suite, without tests marked slow (about 15 minutes on 2 cores)
 	$(PYTEST) -m "not slow" || { status=$$?; [ $$status -ne 5 ] || echo "make test: no tests collected" >&2; exit $$status; }
 
 test-slow: install  ## the slow tests only (MNIST, the local-store sweep, two clones)
